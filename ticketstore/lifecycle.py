@@ -1,0 +1,254 @@
+"""CONTRACT §2 as code: what each event does to its key's tickets.
+
+`Lifecycle.apply` takes the key's state as the store loaded it and one ticket command, and changes tickets in
+memory; the store writes the result in the same transaction. Pure, so every row of the contract's table is a
+plain unit test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from normalizers.schema import Alert, Kind, Severity, Source, TicketCommand, UpdateAction, highest
+from ticketstore.policy import Policy
+from ticketstore.ticket import TicketRow
+
+Router = Callable[[Alert], str | None]
+
+
+@dataclass(slots=True)
+class KeyState:
+    """What the store knows of one dedup_key at the start of a batch; the lifecycle keeps it current."""
+
+    latest: TicketRow | None = None  # the key's newest ticket; when active it is THE active ticket
+    episodes: dict[str, TicketRow] = field(default_factory=dict)  # episode id -> its ticket
+    recent_resolutions: list[datetime] = field(default_factory=list)  # resolved_at of recent tickets (flapping)
+    new_episodes: list[tuple[str, TicketRow]] = field(default_factory=list)  # links the store must write
+
+    @property
+    def active(self) -> TicketRow | None:
+        return self.latest if self.latest is not None and self.latest.active else None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one command did: the ticket it landed on (None: nothing to attach it to) and what happened."""
+
+    ticket: TicketRow | None
+    opened: bool = False
+    resolved: bool = False
+    late: bool = False
+
+
+@dataclass(slots=True)
+class Lifecycle:
+    policy: Policy
+    route: Router = lambda alert: None
+
+    def apply(self, state: KeyState, cmd: TicketCommand, count: int) -> Outcome:
+        """Apply `cmd`; `count` is how many of its alerts are new (the others were applied before)."""
+        a = cmd.alert
+        at = a.received_at
+        active = state.active
+        if active is not None and active.flapping:
+            self.settle_flapping(active, at)
+            active = state.active
+        known = state.episodes.get(a.episode_id) if a.episode_id else None
+        if known is not None and not known.active and active is not known:
+            known.log(
+                at, "late_event", a.source.value, f"{_describe(a)} for episode {a.episode_id}: ticket not changed"
+            )
+            return Outcome(known, late=True)
+
+        match a.kind:
+            case Kind.PROBLEM:
+                return self._problem(state, cmd, count)
+            case Kind.RECOVERY:
+                if active is None:
+                    return Outcome(None)
+                if active.flapping:
+                    active.record_state(at, ok=True)
+                    active.log(at, "recovery", a.source.value, "recovered while flapping: kept open")
+                    return Outcome(active)
+                return self._resolve(state, active, at, a.source.value, a.title or "recovered")
+            case Kind.ACKNOWLEDGE:
+                if active is not None:
+                    active.acknowledge(at, a.actor or a.source.value, a.comment)
+                return Outcome(active)
+            case Kind.COMMENT:
+                target = active or known
+                if target is not None:
+                    target.log(at, "comment", a.actor or a.source.value, a.comment or a.title)
+                return Outcome(target)
+            case Kind.UPDATE:
+                return self._update(state, active or known, a)
+            case Kind.FLAPPING_START | Kind.FLAPPING_STOP:
+                if active is None:
+                    return Outcome(None)
+                starting = a.kind is Kind.FLAPPING_START
+                active.set_flapping(at, starting, a.source.value, "reported by the source")
+                if not starting and a.state_ok:
+                    return self._resolve(state, active, at, a.source.value, "flapping stopped in OK state")
+                return Outcome(active)
+            case Kind.DOWNTIME_START | Kind.DOWNTIME_END:
+                if active is not None:
+                    on = a.kind is Kind.DOWNTIME_START
+                    active.suppress(
+                        at, on, a.actor or a.source.value, a.comment or ("downtime" if on else "downtime end")
+                    )
+                return Outcome(active)
+        raise AssertionError(a.kind)
+
+    def settle_flapping(self, ticket: TicketRow, now: datetime) -> bool:
+        """After a quiet period the flapping flag clears and the last state applies. True if it changed."""
+        quiet = self.policy.flapping.quiet
+        if not ticket.flapping or ticket.last_state_change is None or now - ticket.last_state_change < quiet:
+            return False
+        ticket.set_flapping(now, False, None, f"no state change for {quiet}")
+        if ticket.last_state_ok:
+            ticket.resolve(now, None, "flapping ended in OK state")
+        return True
+
+    # --- rules --------------------------------------------------------------------------------------------
+
+    def _problem(self, state: KeyState, cmd: TicketCommand, count: int) -> Outcome:
+        a = cmd.alert
+        at = a.received_at
+        active = state.active
+        if active is not None and _supersedes(a, active):
+            self._resolve(
+                state,
+                active,
+                at,
+                a.source.value,
+                f"superseded: problem {a.episode_id} follows an unnotified recovery of problem {active.episode_id}",
+            )
+            active = None
+        if active is None and self._is_flapping(state, at):
+            assert state.latest is not None
+            active = state.latest
+            active.reopen(
+                at, None, f"{len(state.recent_resolutions)} open/resolve cycles within {self.policy.flapping.window}"
+            )
+            active.set_flapping(at, True, None, "detected by alertdesk: recoveries are recorded without resolving")
+        if active is None:
+            return Outcome(self._open(state, cmd, count), opened=True)
+
+        active.occurrences += count
+        active.last_seen = max(active.last_seen, at)
+        active.record_state(at, ok=False)
+        if cmd.peak_severity is not None and cmd.peak_severity is not a.severity:
+            active.change_severity(at, cmd.peak_severity, self.policy, a.source.value)  # a folded run peaked higher
+        if a.severity is not None:
+            active.change_severity(at, a.severity, self.policy, a.source.value)
+        self._follow_episode(state, active, a)
+        if active.flapping:
+            active.log(at, "problem", a.source.value, "problem while flapping")
+        return Outcome(active)
+
+    def _open(self, state: KeyState, cmd: TicketCommand, count: int) -> TicketRow:
+        a = cmd.alert
+        severity = a.severity or Severity.WARNING
+        peak = highest(severity, cmd.peak_severity) or severity
+        rule = self.policy.for_severity(peak)
+        opened = cmd.first_received_at
+        ticket = TicketRow(
+            dedup_key=a.dedup_key,
+            source=a.source.value,
+            instance=a.instance,
+            title=a.title,
+            description=a.description,
+            host=a.host,
+            host_display=a.host_display,
+            service=a.service,
+            address=a.address,
+            contact=a.contact,
+            severity=severity.value,
+            peak_severity=peak.value,
+            priority=rule.priority,
+            status="open",
+            occurrences=count,
+            first_seen=opened,
+            last_seen=a.received_at,
+            assigned_group=self.route(a) or self.policy.default_group,
+            respond_by=opened + rule.respond_within if rule.respond_within else None,
+            resolve_by=opened + rule.resolve_within if rule.resolve_within else None,
+            last_state_ok=False,
+            last_state_change=opened,
+            tags=dict(a.tags),
+        )
+        previous = state.latest
+        if previous is not None:
+            ticket.previous_ticket_id = previous.id
+            ticket.previous = previous if previous.id is None else None
+        self._follow_episode(state, ticket, a)
+        ticket.log(a.received_at, "opened", a.source.value, f"{peak.value} {rule.priority}: {a.title}")
+        state.latest = ticket
+        return ticket
+
+    def _update(self, state: KeyState, target: TicketRow | None, a: Alert) -> Outcome:
+        if target is None:
+            return Outcome(None)
+        at, by = a.received_at, a.actor or a.source.value
+        resolved = False
+        for action in a.actions or ():
+            match action:
+                case UpdateAction.ACKNOWLEDGED:
+                    target.acknowledge(at, by, a.comment)
+                case UpdateAction.UNACKNOWLEDGED:
+                    target.unacknowledge(at, by)
+                case UpdateAction.COMMENTED:
+                    target.log(at, "comment", by, a.comment or "")
+                case UpdateAction.SEVERITY_CHANGED if a.severity is not None:
+                    target.change_severity(at, a.severity, self.policy, by, f"changed severity to {a.severity.value}")
+                case UpdateAction.CLOSED:
+                    self._resolve(state, target, at, by, "closed in Zabbix")
+                    resolved = True
+                case UpdateAction.SUPPRESSED | UpdateAction.UNSUPPRESSED:
+                    target.suppress(at, action is UpdateAction.SUPPRESSED, by, a.comment or "")
+                case _:
+                    target.log(at, "update", by, action.value)
+        if not a.actions:
+            target.log(at, "update", by, a.comment or "")
+        return Outcome(target, resolved=resolved)
+
+    def _resolve(self, state: KeyState, ticket: TicketRow, at: datetime, by: str | None, detail: str) -> Outcome:
+        if ticket.active:
+            ticket.resolve(at, by, detail)
+            state.recent_resolutions.append(at)
+        return Outcome(ticket, resolved=True)
+
+    def _is_flapping(self, state: KeyState, at: datetime) -> bool:
+        rule = self.policy.flapping
+        if state.latest is None or state.latest.status != "resolved":
+            return False
+        recent = [t for t in state.recent_resolutions if at - t <= rule.window]
+        state.recent_resolutions[:] = recent
+        return len(recent) >= rule.cycles
+
+    def _follow_episode(self, state: KeyState, ticket: TicketRow, a: Alert) -> None:
+        if a.episode_id is not None:
+            ticket.episode_id = a.episode_id
+            if a.episode_id not in state.episodes:
+                state.episodes[a.episode_id] = ticket
+                state.new_episodes.append((a.episode_id, ticket))
+        ticket.source_refs.update(a.source_refs)
+
+
+def _supersedes(a: Alert, active: TicketRow) -> bool:
+    """Nagios: a problem id different from the active ticket's means its recovery was never notified."""
+    return (
+        a.source is Source.NAGIOS
+        and a.episode_id is not None
+        and active.episode_id is not None
+        and a.episode_id != active.episode_id
+        and not active.flapping
+    )
+
+
+def _describe(a: Alert) -> str:
+    if a.kind is Kind.UPDATE and a.actions:
+        return "update (" + ", ".join(x.value for x in a.actions) + ")"
+    return a.kind.value

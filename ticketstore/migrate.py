@@ -1,0 +1,55 @@
+"""Schema versioning: `alertdesk run` and `alertdesk store` upgrade the database at start.
+
+A database migrated by a newer alertdesk is refused with a clear message rather than written with old rules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from normalizers.schema import AlertdeskError
+
+_SCRIPTS = Path(__file__).parent / "migrations"
+
+
+class SchemaTooNew(AlertdeskError):
+    """The database was migrated by a newer alertdesk."""
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_SCRIPTS))
+    return config
+
+
+def head() -> str:
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+async def upgrade(engine: AsyncEngine) -> str:
+    """Bring the schema to this code's head; return the revision. Raises `SchemaTooNew`."""
+    async with engine.begin() as conn:
+        return await conn.run_sync(_upgrade)
+
+
+def _upgrade(connection: Any) -> str:
+    config = _config()
+    scripts = ScriptDirectory.from_config(config)
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current is not None and scripts.get_revision(current) is None:
+        raise SchemaTooNew(
+            f"the database is at schema revision {current}, which this alertdesk does not know "
+            f"(its newest is {head()}): it was upgraded by a newer alertdesk; run that version or restore a backup"
+        )
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+    return head()

@@ -1,0 +1,266 @@
+"""The store's write side: apply a batch of ticket commands in one transaction, exactly once per alert id.
+
+A batch costs a fixed handful of statements whatever its size: load the keys' latest tickets, the episode
+links and the already-applied alert ids; run the lifecycle in memory; write tickets, history, links and
+processed ids back. Skipping processed alert ids in the same transaction as the change is what makes a broker
+redelivery or a client retry change nothing the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from normalizers.schema import Kind, TicketCommand, Unavailable
+from ticketstore import tables as t
+from ticketstore.db import Engines
+from ticketstore.lifecycle import KeyState, Lifecycle, Outcome
+from ticketstore.ticket import TicketRow
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The result of one command: the ticket it landed on and what happened (for metrics and answers)."""
+
+    alert_ids: tuple[str, ...]
+    ticket_id: int | None
+    new_alerts: int
+    opened: bool = False
+    resolved: bool = False
+    severity: str | None = None
+    dead_letter: str | None = None  # the reason, when the command could never be applied
+
+
+class TicketStore:
+    def __init__(self, engines: Engines, lifecycle: Lifecycle, *, now: Clock) -> None:
+        self._engines = engines
+        self._lifecycle = lifecycle
+        self._now = now
+
+    async def apply_batch(self, commands: Sequence[TicketCommand]) -> list[Applied]:
+        """Apply `commands` (arrival order) in one transaction; if that fails, one by one, dead-lettering poison.
+
+        Raises `Unavailable` when the database cannot be reached: nothing was applied then.
+        """
+        try:
+            return await self._transaction(commands)
+        except Unavailable:
+            raise
+        except SQLAlchemyError as exc:
+            if len(commands) == 1:
+                return [await self._dead_letter(commands[0], exc)]
+            logger.warning("batch of %d failed (%s); applying one by one", len(commands), exc.__class__.__name__)
+        results: list[Applied] = []
+        for cmd in commands:
+            try:
+                results.extend(await self._transaction([cmd]))
+            except Unavailable:
+                raise
+            except SQLAlchemyError as exc:
+                results.append(await self._dead_letter(cmd, exc))
+        return results
+
+    async def prune_processed(self, older_than: timedelta) -> int:
+        """Forget idempotency records past the retention period; the tickets keep their counts."""
+        cutoff = self._now() - older_than
+        async with _translate(), self._engines.write.begin() as conn:
+            result = await conn.execute(delete(t.processed_alerts).where(t.processed_alerts.c.processed_at < cutoff))
+            return int(result.rowcount or 0)
+
+    async def settle_flapping(self) -> int:
+        """Clear the flapping flag of tickets quiet for long enough; the last state applies (OK resolves)."""
+        now = self._now()
+        async with _translate(), self._engines.write.begin() as conn:
+            rows = await conn.execute(_for_update(conn, select(t.tickets).where(t.tickets.c.flapping)))
+            tickets = [TicketRow.from_row(r) for r in rows]
+            before = {id(x): x.values() for x in tickets}
+            changed = [x for x in tickets if self._lifecycle.settle_flapping(x, now)]
+            await _write(conn, [], [x for x in tickets if x.values() != before[id(x)]], tickets, [], [], now)
+            return len(changed)
+
+    # --- one transaction ----------------------------------------------------------------------------------
+
+    async def _transaction(self, commands: Sequence[TicketCommand]) -> list[Applied]:
+        now = self._now()
+        async with _translate(), self._engines.write.begin() as conn:
+            done = await _processed(conn, [i for c in commands for i in c.alert_ids])
+            states, loaded = await _load(conn, commands, self._lifecycle.policy.flapping.window)
+            before = {id(x): x.values() for x in loaded}
+            applied: list[tuple[TicketCommand, Outcome | None, int]] = []
+            new_tickets: list[TicketRow] = []
+            processed: list[tuple[str, TicketRow | None, str]] = []
+            for cmd in commands:
+                fresh = [i for i in cmd.alert_ids if i not in done]
+                if not fresh:
+                    applied.append((cmd, None, 0))
+                    continue
+                done.update(fresh)
+                kind = cmd.alert.kind
+                outcome = self._lifecycle.apply(states[cmd.dedup_key], cmd, len(fresh) if kind is Kind.PROBLEM else 0)
+                if outcome.opened and outcome.ticket is not None:
+                    new_tickets.append(outcome.ticket)
+                processed.extend((i, outcome.ticket, kind.value) for i in fresh)
+                applied.append((cmd, outcome, len(fresh)))
+            dirty = [x for x in loaded if x.values() != before[id(x)]]
+            links = [(key, ep, ticket) for key, s in states.items() for ep, ticket in s.new_episodes]
+            await _write(conn, new_tickets, dirty, [*loaded, *new_tickets], links, processed, now)
+        return [_applied(cmd, outcome, fresh) for cmd, outcome, fresh in applied]
+
+    async def _dead_letter(self, cmd: TicketCommand, exc: Exception) -> Applied:
+        reason = f"{exc.__class__.__name__}: {exc}"[:2000]
+        logger.error("dead-lettering alerts %s for %s: %s", ",".join(cmd.alert_ids), cmd.dedup_key, reason)
+        async with _translate(), self._engines.write.begin() as conn:
+            await conn.execute(
+                insert(t.dead_letters),
+                [{"alert_id": cmd.alert.id, "at": self._now(), "reason": reason, "payload": cmd.model_dump_json()}],
+            )
+        return Applied(cmd.alert_ids, None, 0, dead_letter=reason)
+
+
+def _applied(cmd: TicketCommand, outcome: Outcome | None, fresh: int) -> Applied:
+    ticket = outcome.ticket if outcome is not None else None
+    if outcome is None or ticket is None:
+        return Applied(cmd.alert_ids, None, fresh)
+    return Applied(
+        cmd.alert_ids, ticket.id, fresh, opened=outcome.opened, resolved=outcome.resolved, severity=ticket.severity
+    )
+
+
+# --- loading ----------------------------------------------------------------------------------------------
+
+
+async def _processed(conn: AsyncConnection, alert_ids: list[str]) -> set[str]:
+    if not alert_ids:
+        return set()
+    column = t.processed_alerts.c.alert_id
+    rows = await conn.execute(select(column).where(column.in_(alert_ids)))
+    return {r[0] for r in rows}
+
+
+async def _load(
+    conn: AsyncConnection, commands: Sequence[TicketCommand], flap_window: timedelta
+) -> tuple[dict[str, KeyState], list[TicketRow]]:
+    """Each key's latest ticket (locked), the tickets of the episodes mentioned, recent resolutions."""
+    keys = list(dict.fromkeys(c.dedup_key for c in commands))
+    c = t.tickets.c
+    newest = select(func.max(c.id)).where(c.dedup_key.in_(keys)).group_by(c.dedup_key)
+    by_id = {
+        r.id: TicketRow.from_row(r)
+        for r in await conn.execute(_for_update(conn, select(t.tickets).where(c.id.in_(newest))))
+    }
+    states = {key: KeyState() for key in keys}
+    for ticket in by_id.values():
+        states[ticket.dedup_key].latest = ticket
+
+    wanted = {(cmd.dedup_key, cmd.alert.episode_id) for cmd in commands if cmd.alert.episode_id is not None}
+    if wanted:
+        e = t.episodes.c
+        links = (
+            await conn.execute(
+                select(e.dedup_key, e.episode_id, e.ticket_id).where(tuple_(e.dedup_key, e.episode_id).in_(wanted))
+            )
+        ).all()
+        missing = {link.ticket_id for link in links} - by_id.keys()
+        if missing:
+            rows = await conn.execute(_for_update(conn, select(t.tickets).where(c.id.in_(missing))))
+            by_id.update({r.id: TicketRow.from_row(r) for r in rows})
+        for link in links:
+            states[link.dedup_key].episodes[link.episode_id] = by_id[link.ticket_id]
+
+    idle = [key for key, s in states.items() if s.latest is not None and not s.latest.active]
+    if idle:
+        oldest = min(cmd.alert.received_at for cmd in commands) - flap_window
+        rows = await conn.execute(
+            select(c.dedup_key, c.resolved_at).where(c.dedup_key.in_(idle), c.resolved_at >= oldest)
+        )
+        for row in rows:
+            states[row.dedup_key].recent_resolutions.append(row.resolved_at)
+    return states, list(by_id.values())
+
+
+def _for_update(conn: AsyncConnection, query: Any) -> Any:
+    return query if conn.dialect.name == "sqlite" else query.with_for_update()
+
+
+# --- writing ----------------------------------------------------------------------------------------------
+
+_UPDATABLE = [col.name for col in t.tickets.columns if col.name != "id"]
+_UPDATE_TICKET = (
+    update(t.tickets)
+    .where(t.tickets.c.id == bindparam("b_id"))
+    .values({name: bindparam(f"b_{name}") for name in _UPDATABLE})
+)
+
+
+async def _write(
+    conn: AsyncConnection,
+    new: list[TicketRow],
+    dirty: list[TicketRow],
+    touched: Iterable[TicketRow],
+    links: list[tuple[str, str, TicketRow]],
+    processed: list[tuple[str, TicketRow | None, str]],
+    now: datetime,
+) -> None:
+    await _insert_new(conn, new)
+    if dirty:
+        await conn.execute(_UPDATE_TICKET, [{f"b_{k}": v for k, v in x.values().items()} for x in dirty])
+    history = [
+        {"ticket_id": h.ticket.id, "at": h.at, "kind": h.kind, "actor": h.actor, "detail": h.detail}
+        for x in touched
+        for h in x.history
+    ]
+    if history:
+        await conn.execute(insert(t.history), history)
+    if links:
+        await conn.execute(
+            insert(t.episodes), [{"dedup_key": k, "episode_id": ep, "ticket_id": x.id} for k, ep, x in links]
+        )
+    if processed:
+        await conn.execute(
+            insert(t.processed_alerts),
+            [
+                {"alert_id": i, "ticket_id": x.id if x else None, "kind": kind, "processed_at": now}
+                for i, x, kind in processed
+            ],
+        )
+    for x in touched:
+        x.history.clear()
+
+
+async def _insert_new(conn: AsyncConnection, new: list[TicketRow]) -> None:
+    """Insert new tickets in creation order; one that follows another new ticket waits for that one's id."""
+    pending = list(new)
+    while pending:
+        ready = [x for x in pending if x.previous is None or x.previous.id is not None]
+        rows = [{k: v for k, v in x.values().items() if k != "id"} for x in ready]
+        result = await conn.execute(insert(t.tickets).returning(t.tickets.c.id, sort_by_parameter_order=True), rows)
+        for ticket, row in zip(ready, result.all(), strict=True):
+            ticket.id = row.id
+            ticket.previous = None
+        pending = [x for x in pending if x.id is None]
+
+
+class _translate:
+    """Database errors that mean "cannot reach it now" become `Unavailable`; the rest stay as they are."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if isinstance(exc, IntegrityError):
+            return
+        if isinstance(exc, OperationalError | OSError | ConnectionError) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated
+        ):
+            raise Unavailable(f"database unavailable: {exc.__class__.__name__}: {exc}") from exc

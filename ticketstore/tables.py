@@ -1,0 +1,146 @@
+"""The database schema (SQLAlchemy Core). Alembic migrations under `migrations/` create and evolve it.
+
+One partial unique index — one active ticket per `dedup_key` — is the last guard against a double open, whatever
+the code above it does.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.engine import Dialect
+
+metadata = MetaData()
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; BIGINT elsewhere.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+ACTIVE_STATUSES = ("open", "in_progress", "waiting")
+_ACTIVE = text("status IN ('open', 'in_progress', 'waiting')")
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(512), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("instance", String(64)),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("host", String(255), nullable=False),
+    Column("host_display", String(255)),
+    Column("service", String(255)),
+    Column("address", String(255)),
+    Column("contact", String(255)),
+    Column("severity", String(16), nullable=False),
+    Column("peak_severity", String(16), nullable=False),
+    Column("priority", String(4), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("suppressed", Boolean, nullable=False, default=False),
+    Column("flapping", Boolean, nullable=False, default=False),
+    Column("occurrences", Integer, nullable=False, default=0),
+    Column("first_seen", UtcDateTime(), nullable=False),
+    Column("last_seen", UtcDateTime(), nullable=False),
+    Column("acknowledged_by", String(255)),
+    Column("acknowledged_at", UtcDateTime()),
+    Column("resolved_at", UtcDateTime()),
+    Column("closed_at", UtcDateTime()),
+    Column("assigned_group", String(255)),
+    Column("assignee", String(255)),
+    Column("escalation_level", Integer, nullable=False, default=0),
+    Column("respond_by", UtcDateTime()),
+    Column("resolve_by", UtcDateTime()),
+    Column("response_breached", Boolean, nullable=False, default=False),
+    Column("resolution_breached", Boolean, nullable=False, default=False),
+    Column("paused_since", UtcDateTime()),  # suppressed or waiting since; SLA clocks stand still
+    Column("paused_seconds", Float, nullable=False, default=0.0),
+    Column("previous_ticket_id", Id, ForeignKey("tickets.id")),
+    Column("episode_id", String(64)),  # the source's id of the episode this ticket follows now
+    Column("last_state_ok", Boolean),  # the latest state the source reported (flapping settles on it)
+    Column("last_state_change", UtcDateTime()),
+    Column("source_refs", JSON, nullable=False, default=dict),
+    Column("tags", JSON, nullable=False, default=dict),
+    Index("ix_tickets_one_active_per_key", "dedup_key", unique=True, sqlite_where=_ACTIVE, postgresql_where=_ACTIVE),
+    Index("ix_tickets_key_id", "dedup_key", "id"),
+    Index("ix_tickets_status_id", "status", "id"),
+    Index("ix_tickets_flapping", "flapping", postgresql_where=text("flapping"), sqlite_where=text("flapping")),
+    sqlite_autoincrement=True,  # ticket numbers are never reused
+)
+
+history = Table(
+    "ticket_history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id"), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("actor", String(255)),
+    Column("detail", Text, nullable=False, default=""),
+    Index("ix_history_ticket", "ticket_id", "id"),
+)
+
+episodes = Table(
+    "ticket_episodes",
+    metadata,
+    Column("dedup_key", String(512), primary_key=True),
+    Column("episode_id", String(64), primary_key=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id"), nullable=False),
+)
+
+processed_alerts = Table(
+    "processed_alerts",
+    metadata,
+    Column("alert_id", String(36), primary_key=True),
+    Column("ticket_id", Id),  # None: applied, but nothing to attach it to (a recovery for an unknown key)
+    Column("kind", String(16), nullable=False),
+    Column("processed_at", UtcDateTime(), nullable=False),
+    Index("ix_processed_at", "processed_at"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("alert_id", String(36), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+)

@@ -1,0 +1,214 @@
+"""A ticket's state and every way it changes. This is where a ticket changes state.
+
+`TicketRow` is the store's working copy of one row. Each transition method changes it and appends what it did to
+`history`, so the store can write the ticket and its history in the same transaction. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from normalizers.schema import Severity, highest
+from ticketstore.policy import Policy
+
+ACTIVE = frozenset({"open", "in_progress", "waiting"})
+STATUSES = ("open", "in_progress", "waiting", "resolved", "closed")
+
+
+@dataclass(slots=True)
+class HistoryEntry:
+    ticket: TicketRow
+    at: datetime
+    kind: str
+    actor: str | None
+    detail: str
+
+
+@dataclass(slots=True, eq=False)
+class TicketRow:
+    dedup_key: str
+    source: str
+    title: str
+    host: str
+    severity: str
+    peak_severity: str
+    priority: str
+    status: str
+    first_seen: datetime
+    last_seen: datetime
+    id: int | None = None
+    instance: str | None = None
+    description: str = ""
+    host_display: str | None = None
+    service: str | None = None
+    address: str | None = None
+    contact: str | None = None
+    suppressed: bool = False
+    flapping: bool = False
+    occurrences: int = 0
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    assigned_group: str | None = None
+    assignee: str | None = None
+    escalation_level: int = 0
+    respond_by: datetime | None = None
+    resolve_by: datetime | None = None
+    response_breached: bool = False
+    resolution_breached: bool = False
+    paused_since: datetime | None = None
+    paused_seconds: float = 0.0
+    previous_ticket_id: int | None = None
+    episode_id: str | None = None
+    last_state_ok: bool | None = None
+    last_state_change: datetime | None = None
+    source_refs: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    # not columns: the journal of this unit of work, and the new ticket this one follows (id not known yet)
+    history: list[HistoryEntry] = field(default_factory=list, repr=False)
+    previous: TicketRow | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_row(cls, row: Any) -> TicketRow:
+        mapping = row._mapping
+        return cls(**{f.name: mapping[f.name] for f in dataclasses.fields(cls) if f.name in mapping})
+
+    def values(self) -> dict[str, Any]:
+        """Column values, for INSERT/UPDATE."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _NOT_COLUMNS}
+        if self.previous is not None:
+            out["previous_ticket_id"] = self.previous.id
+        return out
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def number(self) -> str | None:
+        return None if self.id is None else ticket_number(self.id)
+
+    def log(self, at: datetime, kind: str, actor: str | None, detail: str = "") -> None:
+        self.history.append(HistoryEntry(self, at, kind, actor, detail))
+
+    # --- transitions ------------------------------------------------------------------------------------
+
+    def acknowledge(self, at: datetime, by: str, comment: str | None = None) -> None:
+        if self.status == "open" or self.acknowledged_by != by:
+            if self.status == "open":
+                self.status = "in_progress"
+            self.acknowledged_by = by
+            self.acknowledged_at = self.acknowledged_at or at
+            self.log(at, "acknowledged", by, comment or "")
+
+    def unacknowledge(self, at: datetime, by: str | None) -> None:
+        if self.status == "in_progress":
+            self.status = "open"
+        self.acknowledged_by = None
+        self.acknowledged_at = None
+        self.log(at, "unacknowledged", by)
+
+    def resolve(self, at: datetime, by: str | None, detail: str) -> None:
+        self._unpause(at)
+        self.status = "resolved"
+        self.resolved_at = at
+        self.flapping = False
+        self.log(at, "resolved", by, detail)
+
+    def close(self, at: datetime, by: str | None) -> None:
+        if self.active:
+            self.resolve(at, by, "closed by operator")
+        self.status = "closed"
+        self.closed_at = at
+        self.log(at, "closed", by)
+
+    def reopen(self, at: datetime, by: str | None, detail: str) -> None:
+        self.status = "open"
+        self.resolved_at = None
+        self.closed_at = None
+        self.log(at, "reopened", by, detail)
+
+    def set_waiting(self, at: datetime, waiting: bool, by: str | None) -> None:
+        if waiting:
+            self.status = "waiting"
+            self._pause(at)
+        else:
+            self.status = "in_progress" if self.acknowledged_by else "open"
+            if not self.suppressed:
+                self._unpause(at)
+        self.log(at, "status", by, self.status)
+
+    def suppress(self, at: datetime, on: bool, by: str | None, detail: str) -> None:
+        if self.suppressed == on:
+            return
+        self.suppressed = on
+        if on:
+            self._pause(at)
+        elif self.status != "waiting":
+            self._unpause(at)
+        self.log(at, "suppressed" if on else "unsuppressed", by, detail)
+
+    def set_flapping(self, at: datetime, on: bool, by: str | None, detail: str) -> None:
+        if self.flapping != on:
+            self.flapping = on
+            self.log(at, "flapping_started" if on else "flapping_stopped", by, detail)
+
+    def record_state(self, at: datetime, ok: bool) -> None:
+        if self.last_state_ok != ok:
+            self.last_state_change = at
+        self.last_state_ok = ok
+
+    def change_severity(
+        self, at: datetime, severity: Severity, policy: Policy, by: str | None, detail: str = ""
+    ) -> bool:
+        """Follow the latest problem's severity; priority and deadlines follow the peak. True if the peak rose."""
+        old = Severity(self.severity)
+        if severity is not old:
+            self.severity = severity.value
+            kind = "severity_raised" if severity.rank > old.rank else "severity_lowered"
+            self.log(at, kind, by, detail or f"{old.value} → {severity.value}")
+        peak = highest(Severity(self.peak_severity), severity)
+        assert peak is not None
+        if peak.value == self.peak_severity:
+            return False
+        self.peak_severity = peak.value
+        rule = policy.for_severity(peak)
+        self.priority = rule.priority
+        if not self.acknowledged_by:
+            self.respond_by = _earliest(self.respond_by, at, rule.respond_within)
+        self.resolve_by = _earliest(self.resolve_by, at, rule.resolve_within)
+        return True
+
+    def _pause(self, at: datetime) -> None:
+        if self.paused_since is None:
+            self.paused_since = at
+
+    def _unpause(self, at: datetime) -> None:
+        """Paused time does not count: push the deadlines back by it."""
+        if self.paused_since is None:
+            return
+        paused = max(at - self.paused_since, timedelta(0))
+        self.paused_seconds += paused.total_seconds()
+        self.paused_since = None
+        if self.respond_by is not None and not self.acknowledged_by:
+            self.respond_by += paused
+        if self.resolve_by is not None:
+            self.resolve_by += paused
+
+
+_NOT_COLUMNS = frozenset({"history", "previous"})
+
+
+def ticket_number(ticket_id: int) -> str:
+    return f"INC-{ticket_id:06d}"
+
+
+def _earliest(current: datetime | None, at: datetime, within: timedelta | None) -> datetime | None:
+    if within is None:
+        return current
+    candidate = at + within
+    return candidate if current is None or candidate < current else current
