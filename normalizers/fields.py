@@ -15,6 +15,7 @@ from normalizers.schema import InvalidAlert
 _PLACEHOLDER = re.compile(
     r"""^(?:
         \{[A-Z][A-Z0-9_.]*(?:\[[^\]]*\])?\}     # Zabbix {EVENT.ID}, {HOST.NAME1}
+      | \{\$[A-Z0-9_.]+(?::[^}]*)?\}             # Zabbix user macro {$ZABBIX.URL} left undefined
       | \$[A-Z][A-Z0-9_]*\$                     # Nagios $HOSTNAME$ left unexpanded
       | \$\{N=[^}]*\}                           # Orion ${N=Alerting;M=AlertObjectID}
     )$""",
@@ -41,6 +42,7 @@ class Fields:
 
     def text(self, *names: str, required: bool = False) -> str | None:
         """The first of `names` holding a usable string, stripped."""
+        placeholder: tuple[str, str] | None = None
         for name in names:
             if name not in self._body:
                 continue
@@ -54,13 +56,14 @@ class Fields:
             if not value:
                 continue
             if is_placeholder(value):
-                if required:
-                    self.error(name, f"unresolved macro {value}")
-                    return None
+                placeholder = placeholder or (name, value)
                 continue
             return value
         if required:
-            self.error(names[0], "field required")
+            if placeholder is not None:
+                self.error(placeholder[0], f"unresolved macro {placeholder[1]}")
+            else:
+                self.error(names[0], "field required")
         return None
 
     def raw(self, name: str) -> Any:
