@@ -37,9 +37,13 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engines(url: str, *, pool_size: int = 5) -> Engines:
+def create_engines(url: str, *, pool_size: int = 5, schema: str | None = None) -> Engines:
+    """Engines for `url`; `schema` (PostgreSQL) puts every table in that schema, e.g. one per test."""
     if not is_sqlite(url):
-        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        connect_args = {"server_settings": {"search_path": schema}} if schema else {}
+        engine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args
+        )
         return Engines(write=engine, read=engine)
     write = create_async_engine(url, pool_size=1, max_overflow=1)
     read = create_async_engine(url, poolclass=NullPool)

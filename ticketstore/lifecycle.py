@@ -7,15 +7,12 @@ plain unit test.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from normalizers.schema import Alert, Kind, Severity, Source, TicketCommand, UpdateAction, highest
 from ticketstore.policy import Policy
 from ticketstore.ticket import TicketRow
-
-Router = Callable[[Alert], str | None]
 
 
 @dataclass(slots=True)
@@ -45,7 +42,6 @@ class Outcome:
 @dataclass(slots=True)
 class Lifecycle:
     policy: Policy
-    route: Router = lambda alert: None
 
     def apply(self, state: KeyState, cmd: TicketCommand, count: int) -> Outcome:
         """Apply `cmd`; `count` is how many of its alerts are new (the others were applied before)."""
@@ -57,9 +53,9 @@ class Lifecycle:
             active = state.active
         known = state.episodes.get(a.episode_id) if a.episode_id else None
         if known is not None and not known.active and active is not known:
-            known.log(
-                at, "late_event", a.source.value, f"{_describe(a)} for episode {a.episode_id}: ticket not changed"
-            )
+            detail = f"{_describe(a)} for episode {a.episode_id}: ticket not changed"
+            # what an operator wrote with a late event (a Zabbix comment on a resolved problem) is kept
+            known.log(at, "late_event", a.actor or a.source.value, f"{detail}: {a.comment}" if a.comment else detail)
             return Outcome(known, late=True)
 
         match a.kind:
@@ -172,7 +168,7 @@ class Lifecycle:
             occurrences=count,
             first_seen=opened,
             last_seen=a.received_at,
-            assigned_group=self.route(a) or self.policy.default_group,
+            assigned_group=self.policy.route(a) or self.policy.default_group,
             respond_by=opened + rule.respond_within if rule.respond_within else None,
             resolve_by=opened + rule.resolve_within if rule.resolve_within else None,
             last_state_ok=False,

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from normalizers.schema import Severity
+from normalizers.schema import Alert, AlertdeskError, Severity
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -30,12 +33,48 @@ def parse_duration(value: Any) -> Any:
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
+class Channel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["webhook", "slack", "teams"]
+    url: str = Field(pattern=r"^https?://")
+
+
+class EscalationStep(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    after: Duration
+    group: str | None = None
+    notify: tuple[str, ...] = ()
+
+
 class SeverityPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     priority: str = Field(pattern=r"^P[1-5]$")
     respond_within: Duration | None = None
     resolve_within: Duration | None = None
+    notify: tuple[str, ...] = ()
+    escalation: tuple[EscalationStep, ...] = ()
+
+
+class Route(BaseModel):
+    """First match sets the group on open; `match` values are shell-style patterns (`db*`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    match: dict[Literal["source", "host", "service", "severity", "instance"], str]
+    group: str
+
+    def matches(self, alert: Alert) -> bool:
+        fields = {
+            "source": alert.source.value,
+            "host": alert.host,
+            "service": alert.service or "",
+            "severity": alert.severity.value if alert.severity else "",
+            "instance": alert.instance or "",
+        }
+        return all(fnmatchcase(fields[name], pattern) for name, pattern in self.match.items())
 
 
 class FlappingPolicy(BaseModel):
@@ -69,8 +108,53 @@ class Policy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     default_group: str = "service-desk"
+    channels: dict[str, Channel] = Field(default_factory=dict)
     severities: dict[Severity, SeverityPolicy] = Field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
+    routes: tuple[Route, ...] = ()
     flapping: FlappingPolicy = FlappingPolicy()
+
+    @model_validator(mode="after")
+    def _channels_exist(self) -> Policy:
+        for severity, rule in self.severities.items():
+            names = [*rule.notify, *(n for step in rule.escalation for n in step.notify)]
+            unknown = sorted(set(names) - self.channels.keys())
+            if unknown:
+                raise ValueError(f"severities.{severity.value}: unknown channel(s) {', '.join(unknown)}")
+        return self
 
     def for_severity(self, severity: Severity) -> SeverityPolicy:
         return self.severities.get(severity) or DEFAULT_SEVERITIES[severity]
+
+    def route(self, alert: Alert) -> str | None:
+        return next((r.group for r in self.routes if r.matches(alert)), None)
+
+
+class PolicyError(AlertdeskError):
+    """The policy file cannot be used; the message names the file, line and field at fault."""
+
+
+def load_policy(path: Path | None) -> Policy:
+    if path is None:
+        return Policy()
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) or {}
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}{_line(text, e['loc'])}" for e in exc.errors())
+        raise PolicyError(f"{path}: {problems}") from None
+
+
+def _line(text: str, loc: tuple[Any, ...]) -> str:
+    """Best effort: the line of the last named key of `loc`."""
+    for part in reversed(loc):
+        if isinstance(part, str):
+            for number, line in enumerate(text.splitlines(), 1):
+                if re.match(rf"\s*-?\s*{re.escape(part)}\s*:", line):
+                    return f" (line {number})"
+    return ""

@@ -22,6 +22,7 @@ from normalizers.schema import Kind, TicketCommand, Unavailable
 from ticketstore import tables as t
 from ticketstore.db import Engines
 from ticketstore.lifecycle import KeyState, Lifecycle, Outcome
+from ticketstore.operator import Action, Conflict, TicketNotFound
 from ticketstore.ticket import TicketRow
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class TicketStore:
         Raises `Unavailable` when the database cannot be reached: nothing was applied then.
         """
         try:
-            return await self._transaction(commands)
+            return await self._transaction_retried(commands)
         except Unavailable:
             raise
         except SQLAlchemyError as exc:
@@ -64,12 +65,36 @@ class TicketStore:
         results: list[Applied] = []
         for cmd in commands:
             try:
-                results.extend(await self._transaction([cmd]))
+                results.extend(await self._transaction_retried([cmd]))
             except Unavailable:
                 raise
             except SQLAlchemyError as exc:
                 results.append(await self._dead_letter(cmd, exc))
         return results
+
+    async def ping(self) -> bool:
+        """Readiness: can we reach the database now?"""
+        try:
+            async with self._engines.read.connect() as conn:
+                await conn.execute(select(1))
+            return True
+        except (SQLAlchemyError, OSError):
+            return False
+
+    async def act(self, ticket_id: int, action: Action) -> None:
+        """Run an operator action on one ticket, locked for update, and write it with its history."""
+        now = self._now()
+        async with _translate(), self._engines.write.begin() as conn:
+            row = (await conn.execute(_for_update(conn, select(t.tickets).where(t.tickets.c.id == ticket_id)))).first()
+            if row is None:
+                raise TicketNotFound(ticket_id)
+            ticket = TicketRow.from_row(row)
+            before = ticket.values()
+            action(ticket, now)
+            try:
+                await _write(conn, [], [ticket] if ticket.values() != before else [], [ticket], [], [], now)
+            except IntegrityError:
+                raise Conflict(f"another ticket is already active for {ticket.dedup_key}") from None
 
     async def prune_processed(self, older_than: timedelta) -> int:
         """Forget idempotency records past the retention period; the tickets keep their counts."""
@@ -90,6 +115,19 @@ class TicketStore:
             return len(changed)
 
     # --- one transaction ----------------------------------------------------------------------------------
+
+    async def _transaction_retried(self, commands: Sequence[TicketCommand]) -> list[Applied]:
+        """Retry once on a unique-index race, which re-reads the state the other writer committed.
+
+        On PostgreSQL two transactions can both find no ticket for a key (there is no row to lock yet) and both
+        open one, or both apply the same alert id: the second blocks on the index, then fails. Its retry finds
+        the first one's ticket (locked this time) or its processed id, so nothing is lost or counted twice.
+        """
+        try:
+            return await self._transaction(commands)
+        except IntegrityError:
+            logger.info("lost a race on %d command(s); retrying once", len(commands))
+            return await self._transaction(commands)
 
     async def _transaction(self, commands: Sequence[TicketCommand]) -> list[Applied]:
         now = self._now()
@@ -212,9 +250,9 @@ async def _write(
     processed: list[tuple[str, TicketRow | None, str]],
     now: datetime,
 ) -> None:
-    await _insert_new(conn, new)
-    if dirty:
+    if dirty:  # first: a ticket resolved here must leave the active slot before its successor takes it
         await conn.execute(_UPDATE_TICKET, [{f"b_{k}": v for k, v in x.values().items()} for x in dirty])
+    await _insert_new(conn, new)
     history = [
         {"ticket_id": h.ticket.id, "at": h.at, "kind": h.kind, "actor": h.actor, "detail": h.detail}
         for x in touched

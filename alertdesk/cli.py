@@ -1,0 +1,97 @@
+"""The `alertdesk` command: parse flags, read settings once, configure logging, run one process kind."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
+
+from alertdesk import server
+from alertdesk.settings import Settings, describe
+from normalizers.schema import AlertdeskError
+
+logger = logging.getLogger("alertdesk")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alertdesk",
+        description="Monitoring alerts (Nagios, Zabbix, SolarWinds Orion) to deduplicated incident tickets.",
+        epilog=describe(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="the whole pipeline in one process (SQLite, in-process hand-off)")
+    _server_flags(run)
+
+    bench = commands.add_parser("bench", help="load-test a running alertdesk and check its tickets afterwards")
+    bench.add_argument("--url", help="base URL of a running alertdesk (default: start `alertdesk run` here)")
+    bench.add_argument("--duration", type=float, default=20.0, help="seconds of load (default 20)")
+    bench.add_argument("--connections", type=int, default=64, help="concurrent connections (default 64)")
+    bench.add_argument("--keys", type=int, default=1000, help="distinct problems (default 1000)")
+    bench.add_argument("--rate", type=float, default=0.0, help="target alerts/s; 0 = as fast as it goes")
+    bench.add_argument("--database-url", help="database the started alertdesk uses (default: a temporary SQLite file)")
+    return parser
+
+
+def _server_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to listen on (ALERTDESK_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (ALERTDESK_PORT, default 8080)")
+    parser.add_argument("--database-url", help="SQLAlchemy URL (ALERTDESK_DATABASE_URL)")
+    parser.add_argument("--policy", help="escalation policy YAML (ALERTDESK_POLICY)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (ALERTDESK_LOG_LEVEL)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    flags = ("host", "port", "database_url", "policy", "log_level")
+    overrides: dict[str, Any] = {k: getattr(args, k) for k in flags if getattr(args, k, None) is not None}
+    return Settings(**overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "bench":
+        from alertdesk.bench import bench
+
+        result: int = bench(args)
+        return result
+    try:
+        settings = _settings(args)
+    except ValidationError as exc:
+        print(f"alertdesk: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "run":
+            return server.run(lambda: _run(settings))
+    except AlertdeskError as exc:
+        logger.error("%s", exc)
+        return 2
+    raise AssertionError(args.command)
+
+
+async def _run(settings: Settings) -> int:
+    from alertdesk.embedded_app import build_app, lock_database
+
+    lock = lock_database(settings.database_url)
+    try:
+        app = await build_app(settings, registry=CollectorRegistry())
+        await server.serve(app, settings.host, settings.port, access_log=settings.access_log)
+    finally:
+        if lock is not None:
+            lock.close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""`alertdesk run`: the whole pipeline in one process on embedded defaults (SQLite file, in-process hand-off)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import make_url
+from ticketstore.api import ApiConfig, ticket_api
+from ticketstore.queries import TicketQueries
+
+from alertdesk.embedded import EmbeddedPipeline
+from alertdesk.health import health_routes
+from alertdesk.settings import Settings
+from dedup import DedupMetrics
+from ingest import IngestConfig, IngestMetrics, json_errors, open_sources, webhook_routes
+from normalizers.schema import AlertdeskError
+from ticketstore.db import create_engines, is_sqlite
+from ticketstore.lifecycle import Lifecycle
+from ticketstore.metrics import StoreMetrics
+from ticketstore.migrate import upgrade
+from ticketstore.policy import load_policy
+from ticketstore.store import TicketStore
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class AlreadyRunning(AlertdeskError):
+    """Another `alertdesk run` holds this SQLite database."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def api_config(settings: Settings) -> ApiConfig:
+    tokens = {settings.api_token.get_secret_value(): settings.api_token_name} if settings.api_token else {}
+    read = frozenset({settings.api_read_token.get_secret_value()}) if settings.api_read_token else frozenset()
+    return ApiConfig(tokens=tokens, read_tokens=read)
+
+
+def ingest_config(settings: Settings) -> IngestConfig:
+    return IngestConfig(tokens=settings.source_tokens(), max_body_bytes=settings.max_body_bytes)
+
+
+def warn_open_sources(config: IngestConfig) -> None:
+    for source in open_sources(config.tokens):
+        logger.warning(
+            "/webhooks/%s is open: set ALERTDESK_%s_TOKEN to require a token", source.value, source.value.upper()
+        )
+
+
+async def build_app(settings: Settings, *, registry: CollectorRegistry, now: Clock = utc_now) -> web.Application:
+    """Everything wired, schema upgraded; the writer and housekeeping start with the app and stop after it."""
+    policy = load_policy(settings.policy)
+    engines = create_engines(settings.database_url, schema=settings.database_schema)
+    try:
+        await upgrade(engines.write)
+    except BaseException:
+        await engines.dispose()
+        raise
+    store = TicketStore(engines, Lifecycle(policy), now=now)
+    pipeline = EmbeddedPipeline(
+        store,
+        StoreMetrics(registry),
+        DedupMetrics(registry),
+        now=now,
+        timeout=settings.publish_timeout,
+        max_batch=settings.max_batch,
+    )
+    config = ingest_config(settings)
+    warn_open_sources(config)
+
+    app = web.Application(middlewares=[json_errors])
+    app.add_routes(webhook_routes(config, pipeline, IngestMetrics(registry), now=now))
+    app.add_routes(ticket_api(store, TicketQueries(engines), api_config(settings)))
+    app.add_routes(health_routes({"store": store.ping}, registry))
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        await pipeline.start()
+        chores = asyncio.create_task(housekeeping(store, timedelta(days=settings.retention_days)))
+        yield
+        chores.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await chores
+        await pipeline.stop()
+        await engines.dispose()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+async def housekeeping(store: TicketStore, retention: timedelta, *, every: float = 30.0) -> None:
+    """Settle quiet flapping tickets and forget old alert ids, forever; a failure waits for the next round."""
+    rounds = 0
+    while True:
+        await asyncio.sleep(every)
+        try:
+            settled = await store.settle_flapping()
+            if settled:
+                logger.info("flapping settled on %d tickets", settled)
+            if rounds % 120 == 0:
+                pruned = await store.prune_processed(retention)
+                logger.info("pruned %d alert ids older than %s", pruned, retention)
+        except AlertdeskError as exc:
+            logger.warning("housekeeping skipped: %s", exc)
+        rounds += 1
+
+
+def lock_database(url: str) -> IO[str] | None:
+    """Refuse a second `alertdesk run` on the same SQLite file (it would corrupt nothing, but double the work)."""
+    if not is_sqlite(url):
+        return None
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return None
+    path = Path(database).resolve()
+    handle = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the life of the process
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise AlreadyRunning(f"another alertdesk is running on {path} (lock {path}.lock is held)") from None
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle

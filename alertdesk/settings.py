@@ -1,0 +1,56 @@
+"""Every setting, read once from `ALERTDESK_*` environment variables (and CLI flags) at the entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from normalizers.schema import Source
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ALERTDESK_", extra="ignore", frozen=True)
+
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8080, ge=0, le=65535, description="port to listen on (/metrics, /healthz, /readyz too)")
+    database_url: str = Field(
+        "sqlite+aiosqlite:///alertdesk.db",
+        description="SQLAlchemy URL: the default is a SQLite file in the working directory; "
+        "postgresql+asyncpg://user@host/db for distributed mode",
+    )
+    database_schema: str | None = Field(None, description="PostgreSQL schema to use (default: the search_path)")
+    broker_url: str | None = Field(None, description="amqp://… to run distributed; unset: embedded hand-off")
+    policy: Path | None = Field(None, description="escalation policy YAML (default: the built-in policy)")
+    nagios_token: SecretStr | None = Field(None, description="token required on /webhooks/nagios")
+    zabbix_token: SecretStr | None = Field(None, description="token required on /webhooks/zabbix")
+    solarwinds_token: SecretStr | None = Field(None, description="token required on /webhooks/solarwinds")
+    api_token: SecretStr | None = Field(None, description="Bearer token for operator actions on /api")
+    api_token_name: str = Field(
+        "operator", description="the operator name bound to ALERTDESK_API_TOKEN (history actor)"
+    )
+    api_read_token: SecretStr | None = Field(None, description="optional read-only Bearer token for /api")
+    max_body_bytes: int = Field(1_048_576, ge=1, description="largest webhook body accepted (413 above)")
+    publish_timeout: float = Field(5.0, gt=0, description="seconds to wait for durability before answering 503")
+    retention_days: float = Field(7.0, gt=0, description="days alert ids are remembered to drop redeliveries")
+    max_batch: int = Field(1024, ge=1, description="most alerts folded into one store transaction")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    access_log: bool = Field(False, description="log every HTTP request (tokens redacted)")
+
+    def source_tokens(self) -> dict[Source, str]:
+        tokens = {
+            Source.NAGIOS: self.nagios_token,
+            Source.ZABBIX: self.zabbix_token,
+            Source.SOLARWINDS: self.solarwinds_token,
+        }
+        return {source: token.get_secret_value() for source, token in tokens.items() if token is not None}
+
+
+def describe() -> str:
+    """The settings table for `alertdesk --help`."""
+    lines = ["environment (every setting; a CLI flag overrides where one exists):"]
+    for name, field in Settings.model_fields.items():
+        default = "unset" if field.default is None else repr(field.default)
+        lines.append(f"  ALERTDESK_{name.upper():<22} {field.description} [default: {default}]")
+    return "\n".join(lines)

@@ -1,0 +1,66 @@
+"""What the store worker tells Prometheus: tickets opened and resolved, alert→ticket latency, dead letters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from normalizers.schema import TicketCommand
+from ticketstore.store import Applied
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class StoreMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.applied = Counter(
+            "alertdesk_alerts_applied_total",
+            "Alerts applied to tickets, by kind (problem, recovery, ...)",
+            ["kind"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "alertdesk_alerts_duplicate_total",
+            "Alerts skipped because their id was already applied (redelivery or client retry)",
+            registry=registry,
+        )
+        self.opened = Counter(
+            "alertdesk_tickets_opened_total", "Tickets opened, by severity", ["severity"], registry=registry
+        )
+        self.resolved = Counter(
+            "alertdesk_tickets_resolved_total", "Tickets resolved, by severity", ["severity"], registry=registry
+        )
+        self.dead_letters = Counter(
+            "alertdesk_dead_letters_total", "Commands that could never be applied", ["stage"], registry=registry
+        )
+        self.latency = Histogram(
+            "alertdesk_alert_to_ticket_seconds",
+            "From the webhook's arrival to the ticket change committed",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "alertdesk_store_batch_commands",
+            "Ticket commands per store transaction",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+            registry=registry,
+        )
+
+    def record(self, commands: Iterable[TicketCommand], results: Iterable[Applied], committed_at: datetime) -> None:
+        count = 0
+        for cmd, result in zip(commands, results, strict=True):
+            count += 1
+            if result.dead_letter is not None:
+                self.dead_letters.labels("store").inc()
+                continue
+            self.duplicates.inc(len(result.alert_ids) - result.new_alerts)
+            if result.new_alerts:
+                self.applied.labels(cmd.alert.kind.value).inc(result.new_alerts)
+                self.latency.observe(max((committed_at - cmd.first_received_at).total_seconds(), 0.0))
+            if result.opened and result.severity:
+                self.opened.labels(result.severity).inc()
+            if result.resolved and result.severity:
+                self.resolved.labels(result.severity).inc()
+        self.batch_size.observe(count)
