@@ -29,6 +29,7 @@ from pathlib import Path
 from alertdesk import server
 
 RECOVERY_SHARE = 0.1
+FLAPPING_CYCLES = 3  # the shipped policy: 3 open/resolve cycles within 1 h make a key flap (CONTRACT §2)
 
 
 @dataclass

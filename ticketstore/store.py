@@ -89,10 +89,10 @@ class TicketStore:
             if row is None:
                 raise TicketNotFound(ticket_id)
             ticket = TicketRow.from_row(row)
-            before = ticket.values()
+            before = {id(ticket): ticket.values()}
             action(ticket, now)
             try:
-                await _write(conn, [], [ticket] if ticket.values() != before else [], [ticket], [], [], now)
+                await _write(conn, [], _changes([ticket], before), [ticket], [], [], now)
             except IntegrityError:
                 raise Conflict(f"another ticket is already active for {ticket.dedup_key}") from None
 
@@ -111,7 +111,7 @@ class TicketStore:
             tickets = [TicketRow.from_row(r) for r in rows]
             before = {id(x): x.values() for x in tickets}
             changed = [x for x in tickets if self._lifecycle.settle_flapping(x, now)]
-            await _write(conn, [], [x for x in tickets if x.values() != before[id(x)]], tickets, [], [], now)
+            await _write(conn, [], _changes(tickets, before), tickets, [], [], now)
             return len(changed)
 
     # --- one transaction ----------------------------------------------------------------------------------
@@ -150,9 +150,8 @@ class TicketStore:
                     new_tickets.append(outcome.ticket)
                 processed.extend((i, outcome.ticket, kind.value) for i in fresh)
                 applied.append((cmd, outcome, len(fresh)))
-            dirty = [x for x in loaded if x.values() != before[id(x)]]
             links = [(key, ep, ticket) for key, s in states.items() for ep, ticket in s.new_episodes]
-            await _write(conn, new_tickets, dirty, [*loaded, *new_tickets], links, processed, now)
+            await _write(conn, new_tickets, _changes(loaded, before), [*loaded, *new_tickets], links, processed, now)
         return [_applied(cmd, outcome, fresh) for cmd, outcome, fresh in applied]
 
     async def _dead_letter(self, cmd: TicketCommand, exc: Exception) -> Applied:
@@ -233,25 +232,39 @@ def _for_update(conn: AsyncConnection, query: Any) -> Any:
 
 # --- writing ----------------------------------------------------------------------------------------------
 
-_UPDATABLE = [col.name for col in t.tickets.columns if col.name != "id"]
-_UPDATE_TICKET = (
-    update(t.tickets)
-    .where(t.tickets.c.id == bindparam("b_id"))
-    .values({name: bindparam(f"b_{name}") for name in _UPDATABLE})
-)
+Changes = dict[tuple[str, ...], list[dict[str, Any]]]  # changed columns -> one parameter set per ticket
+
+
+def _changes(tickets: Iterable[TicketRow], before: dict[int, dict[str, Any]]) -> Changes:
+    """The columns each ticket changed, grouped so each group is one executemany: a repeat writes two columns."""
+    groups: Changes = {}
+    for ticket in tickets:
+        old = before[id(ticket)]
+        changed = {k: v for k, v in ticket.values().items() if old[k] != v}
+        if changed:
+            groups.setdefault(tuple(sorted(changed)), []).append(
+                {"b_id": ticket.id, **{f"b_{k}": v for k, v in changed.items()}}
+            )
+    return groups
+
+
+def _update(columns: tuple[str, ...]) -> Any:
+    return (
+        update(t.tickets).where(t.tickets.c.id == bindparam("b_id")).values({c: bindparam(f"b_{c}") for c in columns})
+    )
 
 
 async def _write(
     conn: AsyncConnection,
     new: list[TicketRow],
-    dirty: list[TicketRow],
+    changes: Changes,
     touched: Iterable[TicketRow],
     links: list[tuple[str, str, TicketRow]],
     processed: list[tuple[str, TicketRow | None, str]],
     now: datetime,
 ) -> None:
-    if dirty:  # first: a ticket resolved here must leave the active slot before its successor takes it
-        await conn.execute(_UPDATE_TICKET, [{f"b_{k}": v for k, v in x.values().items()} for x in dirty])
+    for columns, params in changes.items():  # first: a resolved ticket must leave the active slot to its successor
+        await conn.execute(_update(columns), params)
     await _insert_new(conn, new)
     history = [
         {"ticket_id": h.ticket.id, "at": h.at, "kind": h.kind, "actor": h.actor, "detail": h.detail}

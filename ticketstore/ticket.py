@@ -75,11 +75,11 @@ class TicketRow:
     @classmethod
     def from_row(cls, row: Any) -> TicketRow:
         mapping = row._mapping
-        return cls(**{f.name: mapping[f.name] for f in dataclasses.fields(cls) if f.name in mapping})
+        return cls(**{name: mapping[name] for name in _COLUMNS})
 
     def values(self) -> dict[str, Any]:
         """Column values, for INSERT/UPDATE."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _NOT_COLUMNS}
+        out = {name: getattr(self, name) for name in _COLUMNS}
         if self.previous is not None:
             out["previous_ticket_id"] = self.previous.id
         return out
@@ -200,7 +200,7 @@ class TicketRow:
             self.resolve_by += paused
 
 
-_NOT_COLUMNS = frozenset({"history", "previous"})
+_COLUMNS = tuple(f.name for f in dataclasses.fields(TicketRow) if f.name not in {"history", "previous"})
 
 
 def ticket_number(ticket_id: int) -> str:
