@@ -120,15 +120,21 @@ async def test_solarwinds_raw_form_trigger_twice_then_reset(alertdesk: Alertdesk
     assert 'Gi1/0/24 "uplink" down & C:\\ Label: CORP\\jdupont' in found[0]["description"]
 
 
-async def test_200_concurrent_identical_problems_make_one_ticket(alertdesk: AlertdeskProcess) -> None:
-    async with aiohttp.ClientSession() as session:
+async def test_200_concurrent_identical_problems_make_one_ticket(tmp_path: Path, database: tuple[str, str | None]) -> None:
+    url, schema = database
+    env = {"ALERTDESK_DATABASE_URL": url, **({"ALERTDESK_DATABASE_SCHEMA": schema} if schema else {})}
+    proc = AlertdeskProcess(tmp_path, env).start()
+    try:
+        async with aiohttp.ClientSession() as session:
 
-        async def post() -> int:
-            async with session.post(f"{alertdesk.url}/webhooks/nagios", data=nagios_form("PROBLEM", "9001")) as resp:
-                return resp.status
+            async def post() -> int:
+                async with session.post(f"{proc.url}/webhooks/nagios", data=nagios_form("PROBLEM", "9001")) as resp:
+                    return resp.status
 
-        statuses = await asyncio.gather(*(post() for _ in range(200)))
-        found = await tickets(session, alertdesk.url)
+            statuses = await asyncio.gather(*(post() for _ in range(200)))
+            found = await tickets(session, proc.url)
+    finally:
+        proc.stop(signal.SIGKILL)
     assert statuses == [202] * 200
     assert [(t["occurrences"], t["status"]) for t in found] == [(200, "open")]
 
