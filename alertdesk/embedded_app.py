@@ -79,12 +79,12 @@ async def build_app(settings: Settings, *, registry: CollectorRegistry, now: Clo
         timeout=settings.publish_timeout,
         max_batch=settings.max_batch,
     )
-    config = ingest_config(settings)
-    warn_open_sources(config)
+    config, api = ingest_config(settings), api_config(settings)
+    warn_open(config, api)
 
     app = web.Application(middlewares=[json_errors])
     app.add_routes(webhook_routes(config, pipeline, IngestMetrics(registry), now=now))
-    app.add_routes(ticket_api(store, TicketQueries(engines), api_config(settings)))
+    app.add_routes(ticket_api(store, TicketQueries(engines), api))
     app.add_routes(health_routes({"store": store.ping}, registry))
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:

@@ -44,7 +44,8 @@ class Settings(BaseSettings):
             Source.ZABBIX: self.zabbix_token,
             Source.SOLARWINDS: self.solarwinds_token,
         }
-        return {source: token.get_secret_value() for source, token in tokens.items() if token is not None}
+        # An empty variable (ALERTDESK_NAGIOS_TOKEN=) means no token, not a token that matches nothing.
+        return {source: token.get_secret_value() for source, token in tokens.items() if token and token.get_secret_value()}
 
 
 def describe() -> str:

@@ -32,7 +32,9 @@ def nagios_alert(host: int, kind: str, problem_id: int) -> dict[str, str]:
     }
 
 
-async def load(url: str, accepted: list[tuple[str, str, str]], stop: asyncio.Event, worker: int) -> None:
+async def load(
+    url: str, accepted: list[tuple[str, str, str]], stop: asyncio.Event, enough: asyncio.Event, worker: int
+) -> None:
     """One sender: its own keys, so each key's order is known; records (alert_id, kind, key) of every 202."""
     rng = random.Random(worker)
     hosts = [h for h in range(KEYS) if h % 8 == worker]
@@ -56,28 +58,31 @@ async def load(url: str, accepted: list[tuple[str, str, str]], stop: asyncio.Eve
                     if resp.status != 202:
                         continue
                     body = await resp.json()
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 return  # the server died under us: this request was never answered, so nothing was promised
             accepted.append((body["alert_id"], kind, body["dedup_key"]))
+            if len(accepted) >= 1500:
+                enough.set()
             is_open[host] = kind == "PROBLEM"
 
 
 async def test_every_accepted_alert_survives_sigkill_exactly_once(tmp_path: Path) -> None:
     server = AlertdeskProcess(tmp_path, {"ALERTDESK_LOG_LEVEL": "WARNING"}).start()
     accepted: list[tuple[str, str, str]] = []
-    stop = asyncio.Event()
-    senders = [asyncio.create_task(load(server.url, accepted, stop, w)) for w in range(8)]
-    while len(accepted) < 1500:
-        await asyncio.sleep(0.05)
+    stop, enough = asyncio.Event(), asyncio.Event()
+    senders = [asyncio.create_task(load(server.url, accepted, stop, enough, w)) for w in range(8)]
+    await asyncio.wait_for(enough.wait(), 60)
     server.stop(signal.SIGKILL)
     stop.set()
     await asyncio.gather(*senders)
 
     restarted = AlertdeskProcess(tmp_path, {"ALERTDESK_LOG_LEVEL": "WARNING"}).start()
     try:
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"{restarted.url}/webhooks/nagios", data=nagios_alert(99, "PROBLEM", 1)) as resp:
-                assert resp.status == 202
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{restarted.url}/webhooks/nagios", data=nagios_alert(99, "PROBLEM", 1)) as resp,
+        ):
+            assert resp.status == 202
     finally:
         assert restarted.stop(signal.SIGTERM) == 0
 

@@ -120,7 +120,9 @@ async def test_solarwinds_raw_form_trigger_twice_then_reset(alertdesk: Alertdesk
     assert 'Gi1/0/24 "uplink" down & C:\\ Label: CORP\\jdupont' in found[0]["description"]
 
 
-async def test_200_concurrent_identical_problems_make_one_ticket(tmp_path: Path, database: tuple[str, str | None]) -> None:
+async def test_200_concurrent_identical_problems_make_one_ticket(
+    tmp_path: Path, database: tuple[str, str | None]
+) -> None:
     url, schema = database
     env = {"ALERTDESK_DATABASE_URL": url, **({"ALERTDESK_DATABASE_SCHEMA": schema} if schema else {})}
     proc = AlertdeskProcess(tmp_path, env).start()
