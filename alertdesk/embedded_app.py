@@ -15,8 +15,6 @@ from typing import IO
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import make_url
-from ticketstore.api import ApiConfig, ticket_api
-from ticketstore.queries import TicketQueries
 
 from alertdesk.embedded import EmbeddedPipeline
 from alertdesk.health import health_routes
@@ -24,11 +22,13 @@ from alertdesk.settings import Settings
 from dedup import DedupMetrics
 from ingest import IngestConfig, IngestMetrics, json_errors, open_sources, webhook_routes
 from normalizers.schema import AlertdeskError
+from ticketstore.api import ApiConfig, ticket_api
 from ticketstore.db import create_engines, is_sqlite
 from ticketstore.lifecycle import Lifecycle
 from ticketstore.metrics import StoreMetrics
 from ticketstore.migrate import upgrade
 from ticketstore.policy import load_policy
+from ticketstore.queries import TicketQueries
 from ticketstore.store import TicketStore
 
 logger = logging.getLogger(__name__)
@@ -54,11 +54,14 @@ def ingest_config(settings: Settings) -> IngestConfig:
     return IngestConfig(tokens=settings.source_tokens(), max_body_bytes=settings.max_body_bytes)
 
 
-def warn_open_sources(config: IngestConfig) -> None:
+def warn_open(config: IngestConfig, api: ApiConfig) -> None:
+    """Say at start-up what anyone who can reach the port may do."""
     for source in open_sources(config.tokens):
         logger.warning(
             "/webhooks/%s is open: set ALERTDESK_%s_TOKEN to require a token", source.value, source.value.upper()
         )
+    if not api.tokens:
+        logger.warning("operator actions on /api are open: set ALERTDESK_API_TOKEN to require a token")
 
 
 async def build_app(settings: Settings, *, registry: CollectorRegistry, now: Clock = utc_now) -> web.Application:
