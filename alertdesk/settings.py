@@ -45,7 +45,9 @@ class Settings(BaseSettings):
             Source.SOLARWINDS: self.solarwinds_token,
         }
         # An empty variable (ALERTDESK_NAGIOS_TOKEN=) means no token, not a token that matches nothing.
-        return {source: token.get_secret_value() for source, token in tokens.items() if token and token.get_secret_value()}
+        return {
+            source: token.get_secret_value() for source, token in tokens.items() if token and token.get_secret_value()
+        }
 
 
 def describe() -> str:
