@@ -117,6 +117,7 @@ class TicketRow:
         self.status = "resolved"
         self.resolved_at = at
         self.flapping = False
+        self.suppressed = False  # the downtime's end will find no active ticket to clear it
         self.log(at, "resolved", by, detail)
 
     def close(self, at: datetime, by: str | None) -> None:
