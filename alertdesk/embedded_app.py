@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import logging
@@ -12,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import make_url
@@ -23,11 +23,13 @@ from dedup import DedupMetrics
 from ingest import IngestConfig, IngestMetrics, json_errors, open_sources, webhook_routes
 from normalizers.schema import AlertdeskError
 from ticketstore.api import ApiConfig, ticket_api
-from ticketstore.db import create_engines, is_sqlite
+from ticketstore.background import Background, EscalationMetrics
+from ticketstore.db import Engines, create_engines, is_sqlite
 from ticketstore.lifecycle import Lifecycle
 from ticketstore.metrics import StoreMetrics
 from ticketstore.migrate import upgrade
-from ticketstore.policy import load_policy
+from ticketstore.notify import Notifier, NotifyMetrics
+from ticketstore.policy import Policy, load_policy
 from ticketstore.queries import TicketQueries
 from ticketstore.store import TicketStore
 
@@ -92,11 +94,8 @@ async def build_app(settings: Settings, *, registry: CollectorRegistry, now: Clo
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         await pipeline.start()
-        chores = asyncio.create_task(housekeeping(store, timedelta(days=settings.retention_days)))
-        yield
-        chores.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await chores
+        async with background(store, engines, policy, settings, registry, now):
+            yield
         await pipeline.stop()
         await engines.dispose()
 
@@ -104,21 +103,21 @@ async def build_app(settings: Settings, *, registry: CollectorRegistry, now: Clo
     return app
 
 
-async def housekeeping(store: TicketStore, retention: timedelta, *, every: float = 30.0) -> None:
-    """Settle quiet flapping tickets and forget old alert ids, forever; a failure waits for the next round."""
-    rounds = 0
-    while True:
-        await asyncio.sleep(every)
+@contextlib.asynccontextmanager
+async def background(
+    store: TicketStore, engines: Engines, policy: Policy, settings: Settings, registry: CollectorRegistry, now: Clock
+) -> AsyncIterator[None]:
+    """The store's chores (escalations, notifications, flapping, pruning) for as long as the block runs."""
+    async with aiohttp.ClientSession() as session:
+        notifier = Notifier(engines, policy, session, NotifyMetrics(registry), now=now)
+        chores = Background(
+            store, notifier, EscalationMetrics(registry), retention=timedelta(days=settings.retention_days)
+        )
+        chores.start()
         try:
-            settled = await store.settle_flapping()
-            if settled:
-                logger.info("flapping settled on %d tickets", settled)
-            if rounds % 120 == 0:
-                pruned = await store.prune_processed(retention)
-                logger.info("pruned %d alert ids older than %s", pruned, retention)
-        except AlertdeskError as exc:
-            logger.warning("housekeeping skipped: %s", exc)
-        rounds += 1
+            yield
+        finally:
+            await chores.stop()
 
 
 def lock_database(url: str) -> IO[str] | None:

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from tests.process import AlertdeskProcess
+from ticketstore.migrate import head
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
@@ -187,4 +188,4 @@ def test_second_run_on_same_database_is_refused(alertdesk: AlertdeskProcess, tmp
 def test_database_is_migrated_and_in_wal_mode(alertdesk: AlertdeskProcess, tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "alertdesk.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == head()

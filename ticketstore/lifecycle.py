@@ -99,7 +99,7 @@ class Lifecycle:
 
     def settle_flapping(self, ticket: TicketRow, now: datetime) -> bool:
         """After a quiet period the flapping flag clears and the last state applies. True if it changed."""
-        quiet = self.policy.flapping.quiet
+        quiet = self.policy.flapping_for(ticket.source, ticket.peak_severity, ticket.instance).quiet
         if not ticket.flapping or ticket.last_state_change is None or now - ticket.last_state_change < quiet:
             return False
         ticket.set_flapping(now, False, None, f"no state change for {quiet}")
@@ -122,13 +122,18 @@ class Lifecycle:
                 f"superseded: problem {a.episode_id} follows an unnotified recovery of problem {active.episode_id}",
             )
             active = None
-        if active is None and self._is_flapping(state, at):
+        if active is None and self._within_reopen_window(state, a):
             assert state.latest is not None
             active = state.latest
-            active.reopen(
-                at, None, f"{len(state.recent_resolutions)} open/resolve cycles within {self.policy.flapping.window}"
-            )
+            active.reopen(at, None, "a new problem within the reopen window")
+        if active is None and self._is_flapping(state, a):
+            assert state.latest is not None
+            active = state.latest
+            window = self.policy.flapping_for(a.source.value, active.peak_severity, a.instance).window
+            active.reopen(at, None, f"{len(state.recent_resolutions)} open/resolve cycles within {window}")
             active.set_flapping(at, True, None, "detected by alertdesk: recoveries are recorded without resolving")
+        if active is not None and active.next_escalation_at is None and not active.acknowledged_by:
+            active.next_escalation_at = active.step_due(self.policy)  # brought back: the steps run again
         if active is None:
             return Outcome(self._open(state, cmd, count), opened=True)
 
@@ -169,8 +174,8 @@ class Lifecycle:
             first_seen=opened,
             last_seen=a.received_at,
             assigned_group=self.policy.route(a) or self.policy.default_group,
-            respond_by=opened + rule.respond_within if rule.respond_within else None,
-            resolve_by=opened + rule.resolve_within if rule.resolve_within else None,
+            respond_by=self.policy.deadline(peak, opened, rule.respond_within),
+            resolve_by=self.policy.deadline(peak, opened, rule.resolve_within),
             last_state_ok=False,
             last_state_change=opened,
             tags=dict(a.tags),
@@ -180,7 +185,9 @@ class Lifecycle:
             ticket.previous_ticket_id = previous.id
             ticket.previous = previous if previous.id is None else None
         self._follow_episode(state, ticket, a)
+        ticket.next_escalation_at = ticket.step_due(self.policy)
         ticket.log(a.received_at, "opened", a.source.value, f"{peak.value} {rule.priority}: {a.title}")
+        ticket.notify("opened")
         state.latest = ticket
         return ticket
 
@@ -194,7 +201,7 @@ class Lifecycle:
                 case UpdateAction.ACKNOWLEDGED:
                     target.acknowledge(at, by, a.comment)
                 case UpdateAction.UNACKNOWLEDGED:
-                    target.unacknowledge(at, by)
+                    target.unacknowledge(at, by, self.policy)
                 case UpdateAction.COMMENTED:
                     target.log(at, "comment", by, a.comment or "")
                 case UpdateAction.SEVERITY_CHANGED if a.severity is not None:
@@ -216,10 +223,20 @@ class Lifecycle:
             state.recent_resolutions.append(at)
         return Outcome(ticket, resolved=True)
 
-    def _is_flapping(self, state: KeyState, at: datetime) -> bool:
-        rule = self.policy.flapping
-        if state.latest is None or state.latest.status != "resolved":
+    def _within_reopen_window(self, state: KeyState, a: Alert) -> bool:
+        """Reopening is off by default (window 0): a new problem after a resolve opens a new ticket."""
+        latest = state.latest
+        if latest is None or latest.status != "resolved" or latest.resolved_at is None:
             return False
+        window = self.policy.reopen_window(a.source.value, latest.peak_severity, a.instance)
+        return bool(window) and a.received_at - latest.resolved_at <= window
+
+    def _is_flapping(self, state: KeyState, a: Alert) -> bool:
+        latest = state.latest
+        if latest is None or latest.status != "resolved":
+            return False
+        at = a.received_at
+        rule = self.policy.flapping_for(a.source.value, latest.peak_severity, a.instance)
         recent = [t for t in state.recent_resolutions if at - t <= rule.window]
         state.recent_resolutions[:] = recent
         return len(recent) >= rule.cycles

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 from normalizers.schema import AlertdeskError
+from ticketstore.policy import Policy
 from ticketstore.ticket import ACTIVE, STATUSES, TicketRow
 
-Action = Callable[[TicketRow, datetime], None]
+Action = Callable[[TicketRow, datetime, Policy], None]
 
 
 class TicketNotFound(AlertdeskError):
@@ -24,7 +25,7 @@ class Conflict(AlertdeskError):
 
 
 def acknowledge(by: str) -> Action:
-    def run(ticket: TicketRow, at: datetime) -> None:
+    def run(ticket: TicketRow, at: datetime, policy: Policy) -> None:
         _require_active(ticket, "acknowledge")
         ticket.acknowledge(at, by)
 
@@ -32,7 +33,7 @@ def acknowledge(by: str) -> Action:
 
 
 def assign(by: str, group: str | None, assignee: str | None) -> Action:
-    def run(ticket: TicketRow, at: datetime) -> None:
+    def run(ticket: TicketRow, at: datetime, policy: Policy) -> None:
         if ticket.status == "closed":
             raise Conflict("a closed ticket cannot be reassigned")
         ticket.assigned_group = group if group is not None else ticket.assigned_group
@@ -43,14 +44,14 @@ def assign(by: str, group: str | None, assignee: str | None) -> Action:
 
 
 def comment(by: str, text: str) -> Action:
-    def run(ticket: TicketRow, at: datetime) -> None:
+    def run(ticket: TicketRow, at: datetime, policy: Policy) -> None:
         ticket.log(at, "comment", by, text)
 
     return run
 
 
 def resolve(by: str) -> Action:
-    def run(ticket: TicketRow, at: datetime) -> None:
+    def run(ticket: TicketRow, at: datetime, policy: Policy) -> None:
         _require_active(ticket, "resolve")
         ticket.resolve(at, by, "resolved by operator")
 
@@ -58,7 +59,7 @@ def resolve(by: str) -> Action:
 
 
 def close(by: str) -> Action:
-    def run(ticket: TicketRow, at: datetime) -> None:
+    def run(ticket: TicketRow, at: datetime, policy: Policy) -> None:
         if ticket.status == "closed":
             raise Conflict("the ticket is already closed")
         ticket.close(at, by)
@@ -71,14 +72,14 @@ def set_status(by: str, status: str) -> Action:
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}")
 
-    def run(ticket: TicketRow, at: datetime) -> None:
+    def run(ticket: TicketRow, at: datetime, policy: Policy) -> None:
         current = ticket.status
         if status == current:
             return
         if status == "resolved":
-            return resolve(by)(ticket, at)
+            return resolve(by)(ticket, at, policy)
         if status == "closed":
-            return close(by)(ticket, at)
+            return close(by)(ticket, at, policy)
         if current == "closed":
             raise Conflict("a closed ticket cannot change status")
         if current == "resolved":
@@ -93,7 +94,7 @@ def set_status(by: str, status: str) -> Action:
         elif status == "open":
             if current == "waiting":
                 ticket.set_waiting(at, False, by)
-            ticket.unacknowledge(at, by)
+            ticket.unacknowledge(at, by, policy)
         return None
 
     return run

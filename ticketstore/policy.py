@@ -6,7 +6,7 @@ The defaults are CONTRACT §3's table; a policy file (`ALERTDESK_POLICY`) tunes 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from normalizers.schema import Alert, AlertdeskError, Severity
+from ticketstore.calendar import BusinessHours
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -54,8 +55,16 @@ class SeverityPolicy(BaseModel):
     priority: str = Field(pattern=r"^P[1-5]$")
     respond_within: Duration | None = None
     resolve_within: Duration | None = None
-    notify: tuple[str, ...] = ()
-    escalation: tuple[EscalationStep, ...] = ()
+    notify: tuple[str, ...] = ()  # on open, severity rise, SLA breach, resolve
+    escalation: tuple[EscalationStep, ...] = ()  # while unacknowledged, counted from opening
+    business_hours: bool = False  # count deadlines and steps in the policy's business hours only
+
+    @model_validator(mode="after")
+    def _steps_in_order(self) -> SeverityPolicy:
+        afters = [step.after for step in self.escalation]
+        if afters != sorted(afters):
+            raise ValueError("escalation steps must be in increasing order of `after`")
+        return self
 
 
 class Route(BaseModel):
@@ -87,6 +96,20 @@ class FlappingPolicy(BaseModel):
     quiet: Duration = timedelta(minutes=30)
 
 
+class Override(BaseModel):
+    """Tuning for some alerts: the first override whose `match` fits (source, severity, instance) applies."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    match: dict[Literal["source", "severity", "instance"], str]
+    reopen_within: Duration | None = None
+    flapping: FlappingPolicy | None = None
+
+    def matches(self, source: str, severity: str, instance: str | None) -> bool:
+        fields = {"source": source, "severity": severity, "instance": instance or ""}
+        return all(fnmatchcase(fields[name], pattern) for name, pattern in self.match.items())
+
+
 DEFAULT_SEVERITIES: dict[Severity, SeverityPolicy] = {
     Severity.CRITICAL: SeverityPolicy(
         priority="P1", respond_within=timedelta(minutes=15), resolve_within=timedelta(hours=4)
@@ -112,6 +135,9 @@ class Policy(BaseModel):
     severities: dict[Severity, SeverityPolicy] = Field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
     routes: tuple[Route, ...] = ()
     flapping: FlappingPolicy = FlappingPolicy()
+    reopen_within: Duration = timedelta(0)  # 0: a new problem after a resolve always opens a new ticket
+    overrides: tuple[Override, ...] = ()
+    business_hours: BusinessHours | None = None
 
     @model_validator(mode="after")
     def _channels_exist(self) -> Policy:
@@ -125,8 +151,37 @@ class Policy(BaseModel):
     def for_severity(self, severity: Severity) -> SeverityPolicy:
         return self.severities.get(severity) or DEFAULT_SEVERITIES[severity]
 
+    @model_validator(mode="after")
+    def _calendar_exists(self) -> Policy:
+        uses = [s.value for s, rule in self.severities.items() if rule.business_hours]
+        if uses and self.business_hours is None:
+            raise ValueError(f"severities {', '.join(uses)} use business_hours, but no business_hours is defined")
+        return self
+
     def route(self, alert: Alert) -> str | None:
         return next((r.group for r in self.routes if r.matches(alert)), None)
+
+    def deadline(self, severity: Severity, start: datetime, within: timedelta | None) -> datetime | None:
+        """`start + within`, in business time when this severity counts business hours."""
+        if within is None:
+            return None
+        if self.for_severity(severity).business_hours and self.business_hours is not None:
+            return self.business_hours.add(start, within)
+        return start + within
+
+    def flapping_for(self, source: str, severity: str, instance: str | None) -> FlappingPolicy:
+        found = self._override(source, severity, instance, "flapping")
+        return found.flapping if found is not None and found.flapping is not None else self.flapping
+
+    def reopen_window(self, source: str, severity: str, instance: str | None) -> timedelta:
+        found = self._override(source, severity, instance, "reopen_within")
+        return found.reopen_within if found is not None and found.reopen_within is not None else self.reopen_within
+
+    def _override(self, source: str, severity: str, instance: str | None, field: str) -> Override | None:
+        return next(
+            (o for o in self.overrides if getattr(o, field) is not None and o.matches(source, severity, instance)),
+            None,
+        )
 
 
 class PolicyError(AlertdeskError):

@@ -14,16 +14,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from normalizers.schema import Kind, TicketCommand, Unavailable
+from normalizers.schema import Kind, Severity, TicketCommand, Unavailable
 from ticketstore import tables as t
 from ticketstore.db import Engines
+from ticketstore.escalation import review
 from ticketstore.lifecycle import KeyState, Lifecycle, Outcome
 from ticketstore.operator import Action, Conflict, TicketNotFound
-from ticketstore.ticket import TicketRow
+from ticketstore.policy import Policy
+from ticketstore.ticket import Notice, TicketRow, ticket_number
+from ticketstore.views import TicketView
 
 logger = logging.getLogger(__name__)
 
@@ -90,11 +93,40 @@ class TicketStore:
                 raise TicketNotFound(ticket_id)
             ticket = TicketRow.from_row(row)
             before = {id(ticket): ticket.values()}
-            action(ticket, now)
+            action(ticket, now, self._lifecycle.policy)
             try:
-                await _write(conn, [], _changes([ticket], before), [ticket], [], [], now)
+                await _write(conn, self._lifecycle.policy, [], _changes([ticket], before), [ticket], [], [], now)
             except IntegrityError:
                 raise Conflict(f"another ticket is already active for {ticket.dedup_key}") from None
+
+    async def escalate_due(self, limit: int = 100) -> list[tuple[Notice, str]]:
+        """Claim tickets with a due deadline and fire what is due, once; returns the events with their severity.
+
+        The claim is the ticket row lock (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the write lock on SQLite), so
+        two workers never fire the same step, and `review` sees an acknowledgement committed before the claim.
+        """
+        now = self._now()
+        c = t.tickets.c
+        due = or_(
+            and_(c.next_escalation_at <= now, c.acknowledged_at.is_(None)),
+            and_(c.respond_by <= now, c.acknowledged_at.is_(None), c.response_breached.is_(False)),
+            and_(c.resolve_by <= now, c.resolution_breached.is_(False)),
+        )
+        query = (
+            select(t.tickets)
+            .where(c.status.in_(t.ACTIVE_STATUSES), c.paused_since.is_(None), due)
+            .order_by(c.id)
+            .limit(limit)
+        )
+        if self._engines.dialect != "sqlite":
+            query = query.with_for_update(skip_locked=True)
+        async with _translate(), self._engines.write.begin() as conn:
+            tickets = [TicketRow.from_row(r) for r in await conn.execute(query)]
+            before = {id(x): x.values() for x in tickets}
+            changed = [x for x in tickets if review(x, self._lifecycle.policy, now)]
+            fired = [(notice, x.peak_severity) for x in changed for notice in x.notices]
+            await _write(conn, self._lifecycle.policy, [], _changes(changed, before), changed, [], [], now)
+        return fired
 
     async def prune_processed(self, older_than: timedelta) -> int:
         """Forget idempotency records past the retention period; the tickets keep their counts."""
@@ -111,7 +143,7 @@ class TicketStore:
             tickets = [TicketRow.from_row(r) for r in rows]
             before = {id(x): x.values() for x in tickets}
             changed = [x for x in tickets if self._lifecycle.settle_flapping(x, now)]
-            await _write(conn, [], _changes(tickets, before), tickets, [], [], now)
+            await _write(conn, self._lifecycle.policy, [], _changes(tickets, before), tickets, [], [], now)
             return len(changed)
 
     # --- one transaction ----------------------------------------------------------------------------------
@@ -151,7 +183,16 @@ class TicketStore:
                 processed.extend((i, outcome.ticket, kind.value) for i in fresh)
                 applied.append((cmd, outcome, len(fresh)))
             links = [(key, ep, ticket) for key, s in states.items() for ep, ticket in s.new_episodes]
-            await _write(conn, new_tickets, _changes(loaded, before), [*loaded, *new_tickets], links, processed, now)
+            await _write(
+                conn,
+                self._lifecycle.policy,
+                new_tickets,
+                _changes(loaded, before),
+                [*loaded, *new_tickets],
+                links,
+                processed,
+                now,
+            )
         return [_applied(cmd, outcome, fresh) for cmd, outcome, fresh in applied]
 
     async def _dead_letter(self, cmd: TicketCommand, exc: Exception) -> Applied:
@@ -256,6 +297,7 @@ def _update(columns: tuple[str, ...]) -> Any:
 
 async def _write(
     conn: AsyncConnection,
+    policy: Policy,
     new: list[TicketRow],
     changes: Changes,
     touched: Iterable[TicketRow],
@@ -277,6 +319,9 @@ async def _write(
         await conn.execute(
             insert(t.episodes), [{"dedup_key": k, "episode_id": ep, "ticket_id": x.id} for k, ep, x in links]
         )
+    outbox = [row for x in touched for row in _notifications(x, policy, now)]
+    if outbox:
+        await conn.execute(insert(t.notifications), outbox)
     if processed:
         await conn.execute(
             insert(t.processed_alerts),
@@ -287,6 +332,37 @@ async def _write(
         )
     for x in touched:
         x.history.clear()
+        x.notices.clear()
+
+
+def _notifications(ticket: TicketRow, policy: Policy, now: datetime) -> list[dict[str, Any]]:
+    """Outbox rows for the ticket's events, written in the same transaction as the change that caused them."""
+    if not ticket.notices:
+        return []
+    rule = policy.for_severity(Severity(ticket.peak_severity))
+    payload = TicketView.from_columns(ticket.values()).model_dump_json()
+    rows = []
+    for notice in ticket.notices:
+        if notice.event == "escalated":
+            channels = rule.escalation[notice.level - 1].notify if 0 < notice.level <= len(rule.escalation) else ()
+        else:
+            channels = rule.notify
+        for channel in channels:
+            rows.append(
+                {
+                    "ticket_id": ticket.id,
+                    "event": notice.event,
+                    "level": notice.level,
+                    "channel": channel,
+                    "idempotency_key": f"{ticket_number(ticket.id or 0)}:{notice.event}:{notice.tag}",
+                    "payload": payload,
+                    "status": "pending",
+                    "attempts": 0,
+                    "created_at": now,
+                    "next_attempt_at": now,
+                }
+            )
+    return rows
 
 
 async def _insert_new(conn: AsyncConnection, new: list[TicketRow]) -> None:

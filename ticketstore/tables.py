@@ -86,6 +86,7 @@ tickets = Table(
     Column("assigned_group", String(255)),
     Column("assignee", String(255)),
     Column("escalation_level", Integer, nullable=False, default=0),
+    Column("next_escalation_at", UtcDateTime()),  # when the next escalation step is due (None: no step left)
     Column("respond_by", UtcDateTime()),
     Column("resolve_by", UtcDateTime()),
     Column("response_breached", Boolean, nullable=False, default=False),
@@ -101,6 +102,9 @@ tickets = Table(
     Index("ix_tickets_one_active_per_key", "dedup_key", unique=True, sqlite_where=_ACTIVE, postgresql_where=_ACTIVE),
     Index("ix_tickets_key_id", "dedup_key", "id"),
     Index("ix_tickets_status_id", "status", "id"),
+    Index("ix_tickets_next_escalation", "next_escalation_at"),
+    Index("ix_tickets_respond_by", "respond_by"),
+    Index("ix_tickets_resolve_by", "resolve_by"),
     Index("ix_tickets_flapping", "flapping", postgresql_where=text("flapping"), sqlite_where=text("flapping")),
     sqlite_autoincrement=True,  # ticket numbers are never reused
 )
@@ -133,6 +137,27 @@ processed_alerts = Table(
     Column("kind", String(16), nullable=False),
     Column("processed_at", UtcDateTime(), nullable=False),
     Index("ix_processed_at", "processed_at"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id"), nullable=False),
+    Column("event", String(32), nullable=False),  # opened, escalated, severity_raised, sla_breached, resolved
+    Column("level", Integer, nullable=False, default=0),
+    Column("channel", String(128), nullable=False),
+    Column("idempotency_key", String(128), nullable=False),
+    Column("payload", Text, nullable=False),  # the ticket as it was when the event happened (JSON)
+    Column("status", String(16), nullable=False, default="pending"),  # pending, sent, failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("lease_until", UtcDateTime()),
+    Column("sent_at", UtcDateTime()),
+    Column("last_error", Text),
+    Index("ux_notifications_key_channel", "idempotency_key", "channel", unique=True),
+    Index("ix_notifications_due", "status", "next_attempt_at"),
 )
 
 dead_letters = Table(

@@ -27,6 +27,15 @@ class HistoryEntry:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """An event to notify (CONTRACT §3); `tag` makes its idempotency key unique per (ticket, step)."""
+
+    event: str  # opened, escalated, severity_raised, sla_breached, resolved
+    level: int
+    tag: str
+
+
 @dataclass(slots=True, eq=False)
 class TicketRow:
     dedup_key: str
@@ -56,6 +65,7 @@ class TicketRow:
     assigned_group: str | None = None
     assignee: str | None = None
     escalation_level: int = 0
+    next_escalation_at: datetime | None = None
     respond_by: datetime | None = None
     resolve_by: datetime | None = None
     response_breached: bool = False
@@ -68,8 +78,10 @@ class TicketRow:
     last_state_change: datetime | None = None
     source_refs: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
-    # not columns: the journal of this unit of work, and the new ticket this one follows (id not known yet)
+    # not columns: the journal of this unit of work (history, notifications to send), and the new ticket this
+    # one follows (its id is not known yet)
     history: list[HistoryEntry] = field(default_factory=list, repr=False)
+    notices: list[Notice] = field(default_factory=list, repr=False)
     previous: TicketRow | None = field(default=None, repr=False)
 
     @classmethod
@@ -95,6 +107,9 @@ class TicketRow:
     def log(self, at: datetime, kind: str, actor: str | None, detail: str = "") -> None:
         self.history.append(HistoryEntry(self, at, kind, actor, detail))
 
+    def notify(self, event: str, tag: str = "") -> None:
+        self.notices.append(Notice(event, self.escalation_level, tag or event))
+
     # --- transitions ------------------------------------------------------------------------------------
 
     def acknowledge(self, at: datetime, by: str, comment: str | None = None) -> None:
@@ -103,20 +118,26 @@ class TicketRow:
                 self.status = "in_progress"
             self.acknowledged_by = by
             self.acknowledged_at = self.acknowledged_at or at
+            self.next_escalation_at = None  # acknowledgement stops the escalation steps
             self.log(at, "acknowledged", by, comment or "")
 
-    def unacknowledge(self, at: datetime, by: str | None) -> None:
+    def unacknowledge(self, at: datetime, by: str | None, policy: Policy) -> None:
+        """Back to open: the escalation steps resume where they were (an overdue step fires at the next scan)."""
         if self.status == "in_progress":
             self.status = "open"
         self.acknowledged_by = None
         self.acknowledged_at = None
+        self.next_escalation_at = self.step_due(policy)
         self.log(at, "unacknowledged", by)
 
     def resolve(self, at: datetime, by: str | None, detail: str) -> None:
         self._unpause(at)
+        if not self.flapping:  # while flapping, open/resolve notifications are held
+            self.notify("resolved", at.isoformat())
         self.status = "resolved"
         self.resolved_at = at
         self.flapping = False
+        self.next_escalation_at = None
         self.suppressed = False  # the downtime's end will find no active ticket to clear it
         self.log(at, "resolved", by, detail)
 
@@ -128,7 +149,7 @@ class TicketRow:
         self.log(at, "closed", by)
 
     def reopen(self, at: datetime, by: str | None, detail: str) -> None:
-        self.status = "open"
+        self.status = "in_progress" if self.acknowledged_by else "open"  # an acknowledgement stays met
         self.resolved_at = None
         self.closed_at = None
         self.log(at, "reopened", by, detail)
@@ -180,9 +201,24 @@ class TicketRow:
         rule = policy.for_severity(peak)
         self.priority = rule.priority
         if not self.acknowledged_by:
-            self.respond_by = _earliest(self.respond_by, at, rule.respond_within)
-        self.resolve_by = _earliest(self.resolve_by, at, rule.resolve_within)
+            self.respond_by = _earliest(self.respond_by, policy.deadline(peak, at, rule.respond_within))
+            if self.escalation_level < len(rule.escalation):
+                step = policy.deadline(peak, at, rule.escalation[self.escalation_level].after)
+                self.next_escalation_at = _earliest(self.next_escalation_at, step)
+        self.resolve_by = _earliest(self.resolve_by, policy.deadline(peak, at, rule.resolve_within))
+        if not self.flapping:
+            self.notify("severity_raised", peak.value)
         return True
+
+    def step_due(self, policy: Policy) -> datetime | None:
+        """When the next escalation step is due, counted from opening (paused time does not count)."""
+        peak = Severity(self.peak_severity)
+        steps = policy.for_severity(peak).escalation
+        if self.escalation_level >= len(steps):
+            return None
+        due = policy.deadline(peak, self.first_seen, steps[self.escalation_level].after)
+        assert due is not None
+        return due + timedelta(seconds=self.paused_seconds)
 
     def _pause(self, at: datetime) -> None:
         if self.paused_since is None:
@@ -199,17 +235,18 @@ class TicketRow:
             self.respond_by += paused
         if self.resolve_by is not None:
             self.resolve_by += paused
+        if self.next_escalation_at is not None:
+            self.next_escalation_at += paused
 
 
-_COLUMNS = tuple(f.name for f in dataclasses.fields(TicketRow) if f.name not in {"history", "previous"})
+_COLUMNS = tuple(f.name for f in dataclasses.fields(TicketRow) if f.name not in {"history", "notices", "previous"})
 
 
 def ticket_number(ticket_id: int) -> str:
     return f"INC-{ticket_id:06d}"
 
 
-def _earliest(current: datetime | None, at: datetime, within: timedelta | None) -> datetime | None:
-    if within is None:
+def _earliest(current: datetime | None, candidate: datetime | None) -> datetime | None:
+    if candidate is None:
         return current
-    candidate = at + within
     return candidate if current is None or candidate < current else current

@@ -1,0 +1,98 @@
+"""The notification outbox: rows written with the ticket change, claimed by lease, completed after sending.
+
+A claim is a lease (`lease_until`), not a lock held while sending: a worker that dies mid-send leaves rows that
+another worker takes once the lease has run out. Delivery is at-least-once; the stable idempotency key lets a
+receiver drop the rare repeat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, update
+
+from ticketstore import tables as t
+from ticketstore.db import Engines
+
+n = t.notifications.c
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    id: int
+    ticket_id: int
+    event: str
+    level: int
+    channel: str
+    idempotency_key: str
+    payload: str
+    attempts: int  # including this one
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    pending: Pending
+    error: str | None  # None: delivered
+
+
+async def claim(engines: Engines, now: datetime, *, limit: int, lease: timedelta) -> list[Pending]:
+    """Lease up to `limit` due rows; each claim counts as an attempt."""
+    due = (
+        select(n.id)
+        .where(n.status == "pending", n.next_attempt_at <= now, or_(n.lease_until.is_(None), n.lease_until < now))
+        .order_by(n.id)
+        .limit(limit)
+    )
+    if engines.dialect != "sqlite":
+        due = due.with_for_update(skip_locked=True)
+    query = (
+        update(t.notifications)
+        .where(n.id.in_(due))
+        .values(lease_until=now + lease, attempts=n.attempts + 1)
+        .returning(n.id, n.ticket_id, n.event, n.level, n.channel, n.idempotency_key, n.payload, n.attempts)
+    )
+    async with engines.write.begin() as conn:
+        rows = (await conn.execute(query)).all()
+    return sorted((Pending(*row) for row in rows), key=lambda p: p.id)
+
+
+async def complete(
+    engines: Engines, results: list[Result], now: datetime, *, max_attempts: int, backoff: timedelta
+) -> None:
+    """Record each outcome, and in the ticket's history what an operator needs to know."""
+    history: list[dict[str, Any]] = []
+    async with engines.write.begin() as conn:
+        for result in results:
+            p = result.pending
+            what = f"{p.event} (level {p.level}) via {p.channel}"
+            if result.error is None:
+                values: dict[str, Any] = {"status": "sent", "sent_at": now, "lease_until": None, "last_error": None}
+                history.append(
+                    _entry(p, now, "notified", what + (f" after {p.attempts} attempts" if p.attempts > 1 else ""))
+                )
+            elif p.attempts >= max_attempts:
+                values = {"status": "failed", "lease_until": None, "last_error": result.error}
+                history.append(
+                    _entry(
+                        p, now, "notification_failed", f"{what}: gave up after {p.attempts} attempts: {result.error}"
+                    )
+                )
+            else:
+                delay = min(backoff * 2 ** (p.attempts - 1), timedelta(minutes=15))
+                values = {"next_attempt_at": now + delay, "lease_until": None, "last_error": result.error}
+                if p.attempts == 1:
+                    history.append(_entry(p, now, "notification_failed", f"{what}: {result.error}; retrying"))
+            await conn.execute(update(t.notifications).where(n.id == p.id).values(values))
+        if history:
+            await conn.execute(insert(t.history), history)
+
+
+async def pending_count(engines: Engines) -> int:
+    async with engines.read.connect() as conn:
+        return int((await conn.execute(select(func.count()).where(n.status == "pending"))).scalar_one())
+
+
+def _entry(p: Pending, at: datetime, kind: str, detail: str) -> dict[str, Any]:
+    return {"ticket_id": p.ticket_id, "at": at, "kind": kind, "actor": None, "detail": detail[:2000]}
