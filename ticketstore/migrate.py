@@ -5,6 +5,7 @@ A database migrated by a newer alertdesk is refused with a clear message rather 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from normalizers.schema import AlertdeskError
+
+logger = logging.getLogger(__name__)
 
 _SCRIPTS = Path(__file__).parent / "migrations"
 
@@ -51,5 +54,7 @@ def _upgrade(connection: Any) -> str:
             f"(its newest is {head()}): it was upgraded by a newer alertdesk; run that version or restore a backup"
         )
     config.attributes["connection"] = connection
+    if current != head():
+        logger.info("upgrading the database schema from %s to %s", current or "empty", head())
     command.upgrade(config, "head")
     return head()
