@@ -65,7 +65,8 @@ class EmbeddedPipeline:
         self._queue.append((alert, future))
         self._wakeup.set()
         try:
-            await asyncio.wait_for(asyncio.shield(future), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await future  # on timeout the future is cancelled; the writer skips it
         except TimeoutError:
             raise Unavailable(f"the store did not commit within {self._timeout:g}s") from None
 

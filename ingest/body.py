@@ -7,6 +7,7 @@ the raw form dialect of Orion, Opsgenie and iLert, whose values are not URL-enco
 
 from __future__ import annotations
 
+import asyncio
 import re
 from enum import Enum
 from typing import Any
@@ -69,9 +70,13 @@ def check_declared_size(request: web.BaseRequest, limit: int) -> None:
 async def read_body(request: web.BaseRequest, limit: int) -> bytes:
     """The whole body, stopping as soon as it exceeds `limit` (chunked, or a Content-Length that lies)."""
     check_declared_size(request, limit)
+    if request.content_length is not None and not request.body_exists:
+        return b""
     chunks: list[bytes] = []
     size = 0
     try:
+        if request.content_length is not None:  # announced and within the limit: read exactly that much
+            return await request.content.readexactly(request.content_length)
         async for chunk in request.content.iter_chunked(_CHUNK_BYTES):
             size += len(chunk)
             if size > limit:
@@ -79,7 +84,7 @@ async def read_body(request: web.BaseRequest, limit: int) -> bytes:
             chunks.append(chunk)
     except HttpProcessingError as exc:  # e.g. bad chunked framing found while reading
         raise MalformedBody(f"body could not be read: {exc.message}") from None
-    except ConnectionResetError:  # the sender went away mid-body: its fault, not a server error
+    except (ConnectionResetError, asyncio.IncompleteReadError):  # the sender went away mid-body: not our error
         raise MalformedBody("the sender closed the connection before the end of the body") from None
     return b"".join(chunks)
 

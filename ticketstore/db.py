@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -18,16 +18,23 @@ from sqlalchemy.pool import NullPool
 
 @dataclass(frozen=True)
 class Engines:
-    """`write` serializes writers (one connection on SQLite); `read` serves queries."""
+    """`write` serializes writers (one connection on SQLite); `read` serves queries.
+
+    On SQLite the store's hot transactions use `sync_write` (plain sqlite3, run in a thread): aiosqlite costs a
+    thread hop per statement, this one hop per transaction.
+    """
 
     write: AsyncEngine
     read: AsyncEngine
+    sync_write: Engine | None = None
 
     @property
     def dialect(self) -> str:
         return self.write.dialect.name
 
     async def dispose(self) -> None:
+        if self.sync_write is not None:
+            self.sync_write.dispose()
         await self.write.dispose()
         if self.read is not self.write:
             await self.read.dispose()
@@ -47,13 +54,16 @@ def create_engines(url: str, *, pool_size: int = 5, schema: str | None = None) -
         return Engines(write=engine, read=engine)
     write = create_async_engine(url, pool_size=1, max_overflow=1)
     read = create_async_engine(url, poolclass=NullPool)
-    _sqlite_pragmas(write, begin="BEGIN IMMEDIATE")
-    _sqlite_pragmas(read, begin="BEGIN")
-    return Engines(write=write, read=read)
+    sync_url = make_url(url).set(drivername="sqlite+pysqlite")
+    sync_write = create_engine(sync_url, pool_size=2, max_overflow=2, connect_args={"check_same_thread": False})
+    _sqlite_pragmas(write.sync_engine, begin="BEGIN IMMEDIATE")
+    _sqlite_pragmas(read.sync_engine, begin="BEGIN")
+    _sqlite_pragmas(sync_write, begin="BEGIN IMMEDIATE")
+    return Engines(write=write, read=read, sync_write=sync_write)
 
 
-def _sqlite_pragmas(engine: AsyncEngine, *, begin: str) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _sqlite_pragmas(engine: Engine, *, begin: str) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
         cursor = dbapi_connection.cursor()
@@ -63,6 +73,6 @@ def _sqlite_pragmas(engine: AsyncEngine, *, begin: str) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql(begin)

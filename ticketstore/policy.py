@@ -173,6 +173,9 @@ class Policy(BaseModel):
         found = self._override(source, severity, instance, "flapping")
         return found.flapping if found is not None and found.flapping is not None else self.flapping
 
+    def longest_flapping_window(self) -> timedelta:
+        return max([self.flapping.window, *(o.flapping.window for o in self.overrides if o.flapping)])
+
     def reopen_window(self, source: str, severity: str, instance: str | None) -> timedelta:
         found = self._override(source, severity, instance, "reopen_within")
         return found.reopen_within if found is not None and found.reopen_within is not None else self.reopen_within

@@ -8,15 +8,16 @@ redelivery or a client retry change nothing the second time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from normalizers.schema import Kind, Severity, TicketCommand, Unavailable
 from ticketstore import tables as t
@@ -31,6 +32,7 @@ from ticketstore.views import TicketView
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +88,21 @@ class TicketStore:
 
     async def act(self, ticket_id: int, action: Action) -> None:
         """Run an operator action on one ticket, locked for update, and write it with its history."""
-        now = self._now()
-        async with _translate(), self._engines.write.begin() as conn:
-            row = (await conn.execute(_for_update(conn, select(t.tickets).where(t.tickets.c.id == ticket_id)))).first()
+        now, policy = self._now(), self._lifecycle.policy
+
+        def run(conn: Connection) -> None:
+            row = conn.execute(_for_update(conn, select(t.tickets).where(t.tickets.c.id == ticket_id))).first()
             if row is None:
                 raise TicketNotFound(ticket_id)
             ticket = TicketRow.from_row(row)
             before = {id(ticket): ticket.values()}
-            action(ticket, now, self._lifecycle.policy)
+            action(ticket, now, policy)
             try:
-                await _write(conn, self._lifecycle.policy, [], _changes([ticket], before), [ticket], [], [], now)
+                _write(conn, policy, [], _changes([ticket], before), [ticket], [], [], now)
             except IntegrityError:
                 raise Conflict(f"another ticket is already active for {ticket.dedup_key}") from None
+
+        await self._run(run)
 
     async def escalate_due(self, limit: int = 100) -> list[tuple[Notice, str]]:
         """Claim tickets with a due deadline and fire what is due, once; returns the events with their severity.
@@ -105,7 +110,7 @@ class TicketStore:
         The claim is the ticket row lock (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the write lock on SQLite), so
         two workers never fire the same step, and `review` sees an acknowledgement committed before the claim.
         """
-        now = self._now()
+        now, policy = self._now(), self._lifecycle.policy
         c = t.tickets.c
         due = or_(
             and_(c.next_escalation_at <= now, c.acknowledged_at.is_(None)),
@@ -120,33 +125,52 @@ class TicketStore:
         )
         if self._engines.dialect != "sqlite":
             query = query.with_for_update(skip_locked=True)
-        async with _translate(), self._engines.write.begin() as conn:
-            tickets = [TicketRow.from_row(r) for r in await conn.execute(query)]
+
+        def run(conn: Connection) -> list[tuple[Notice, str]]:
+            tickets = [TicketRow.from_row(r) for r in conn.execute(query)]
             before = {id(x): x.values() for x in tickets}
-            changed = [x for x in tickets if review(x, self._lifecycle.policy, now)]
+            changed = [x for x in tickets if review(x, policy, now)]
             fired = [(notice, x.peak_severity) for x in changed for notice in x.notices]
-            await _write(conn, self._lifecycle.policy, [], _changes(changed, before), changed, [], [], now)
-        return fired
+            _write(conn, policy, [], _changes(changed, before), changed, [], [], now)
+            return fired
+
+        return await self._run(run)
 
     async def prune_processed(self, older_than: timedelta) -> int:
         """Forget idempotency records past the retention period; the tickets keep their counts."""
         cutoff = self._now() - older_than
-        async with _translate(), self._engines.write.begin() as conn:
-            result = await conn.execute(delete(t.processed_alerts).where(t.processed_alerts.c.processed_at < cutoff))
+
+        def run(conn: Connection) -> int:
+            result = conn.execute(delete(t.processed_alerts).where(t.processed_alerts.c.processed_at < cutoff))
             return int(result.rowcount or 0)
+
+        return await self._run(run)
 
     async def settle_flapping(self) -> int:
         """Clear the flapping flag of tickets quiet for long enough; the last state applies (OK resolves)."""
-        now = self._now()
-        async with _translate(), self._engines.write.begin() as conn:
-            rows = await conn.execute(_for_update(conn, select(t.tickets).where(t.tickets.c.flapping)))
+        now, policy = self._now(), self._lifecycle.policy
+
+        def run(conn: Connection) -> int:
+            rows = conn.execute(_for_update(conn, select(t.tickets).where(t.tickets.c.flapping)))
             tickets = [TicketRow.from_row(r) for r in rows]
             before = {id(x): x.values() for x in tickets}
             changed = [x for x in tickets if self._lifecycle.settle_flapping(x, now)]
-            await _write(conn, self._lifecycle.policy, [], _changes(tickets, before), tickets, [], [], now)
+            _write(conn, policy, [], _changes(tickets, before), tickets, [], [], now)
             return len(changed)
 
+        return await self._run(run)
+
     # --- one transaction ----------------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn` in one write transaction: on SQLite in a thread with a plain sqlite3 connection (one hop
+        per transaction instead of one per statement), on PostgreSQL on the async connection's greenlet."""
+        sync_write = self._engines.sync_write
+        with _translate():
+            if sync_write is not None:
+                return await asyncio.to_thread(_in_transaction, sync_write, fn)
+            async with self._engines.write.begin() as conn:
+                return await conn.run_sync(fn)
 
     async def _transaction_retried(self, commands: Sequence[TicketCommand]) -> list[Applied]:
         """Retry once on a unique-index race, which re-reads the state the other writer committed.
@@ -156,54 +180,46 @@ class TicketStore:
         the first one's ticket (locked this time) or its processed id, so nothing is lost or counted twice.
         """
         try:
-            return await self._transaction(commands)
+            return await self._run(lambda conn: self._transaction(conn, commands))
         except IntegrityError:
             logger.info("lost a race on %d command(s); retrying once", len(commands))
-            return await self._transaction(commands)
+            return await self._run(lambda conn: self._transaction(conn, commands))
 
-    async def _transaction(self, commands: Sequence[TicketCommand]) -> list[Applied]:
-        now = self._now()
-        async with _translate(), self._engines.write.begin() as conn:
-            done = await _processed(conn, [i for c in commands for i in c.alert_ids])
-            states, loaded = await _load(conn, commands, self._lifecycle.policy.flapping.window)
-            before = {id(x): x.values() for x in loaded}
-            applied: list[tuple[TicketCommand, Outcome | None, int]] = []
-            new_tickets: list[TicketRow] = []
-            processed: list[tuple[str, TicketRow | None, str]] = []
-            for cmd in commands:
-                fresh = [i for i in cmd.alert_ids if i not in done]
-                if not fresh:
-                    applied.append((cmd, None, 0))
-                    continue
-                done.update(fresh)
-                kind = cmd.alert.kind
-                outcome = self._lifecycle.apply(states[cmd.dedup_key], cmd, len(fresh) if kind is Kind.PROBLEM else 0)
-                if outcome.opened and outcome.ticket is not None:
-                    new_tickets.append(outcome.ticket)
-                processed.extend((i, outcome.ticket, kind.value) for i in fresh)
-                applied.append((cmd, outcome, len(fresh)))
-            links = [(key, ep, ticket) for key, s in states.items() for ep, ticket in s.new_episodes]
-            await _write(
-                conn,
-                self._lifecycle.policy,
-                new_tickets,
-                _changes(loaded, before),
-                [*loaded, *new_tickets],
-                links,
-                processed,
-                now,
-            )
+    def _transaction(self, conn: Connection, commands: Sequence[TicketCommand]) -> list[Applied]:
+        now, policy = self._now(), self._lifecycle.policy
+        done = _processed(conn, [i for c in commands for i in c.alert_ids])
+        states, loaded = _load(conn, commands, policy.longest_flapping_window())
+        before = {id(x): x.values() for x in loaded}
+        applied: list[tuple[TicketCommand, Outcome | None, int]] = []
+        new_tickets: list[TicketRow] = []
+        processed: list[tuple[str, TicketRow | None, str]] = []
+        for cmd in commands:
+            fresh = [i for i in cmd.alert_ids if i not in done]
+            if not fresh:
+                applied.append((cmd, None, 0))
+                continue
+            done.update(fresh)
+            kind = cmd.alert.kind
+            outcome = self._lifecycle.apply(states[cmd.dedup_key], cmd, len(fresh) if kind is Kind.PROBLEM else 0)
+            if outcome.opened and outcome.ticket is not None:
+                new_tickets.append(outcome.ticket)
+            processed.extend((i, outcome.ticket, kind.value) for i in fresh)
+            applied.append((cmd, outcome, len(fresh)))
+        links = [(key, ep, ticket) for key, s in states.items() for ep, ticket in s.new_episodes]
+        _write(conn, policy, new_tickets, _changes(loaded, before), [*loaded, *new_tickets], links, processed, now)
         return [_applied(cmd, outcome, fresh) for cmd, outcome, fresh in applied]
 
     async def _dead_letter(self, cmd: TicketCommand, exc: Exception) -> Applied:
         reason = f"{exc.__class__.__name__}: {exc}"[:2000]
         logger.error("dead-lettering alerts %s for %s: %s", ",".join(cmd.alert_ids), cmd.dedup_key, reason)
-        async with _translate(), self._engines.write.begin() as conn:
-            await conn.execute(
-                insert(t.dead_letters),
-                [{"alert_id": cmd.alert.id, "at": self._now(), "reason": reason, "payload": cmd.model_dump_json()}],
-            )
+        row = {"alert_id": cmd.alert.id, "at": self._now(), "reason": reason, "payload": cmd.model_dump_json()}
+        await self._run(lambda conn: conn.execute(insert(t.dead_letters), [row]))
         return Applied(cmd.alert_ids, None, 0, dead_letter=reason)
+
+
+def _in_transaction(engine: Engine, fn: Callable[[Connection], T]) -> T:
+    with engine.begin() as conn:
+        return fn(conn)
 
 
 def _applied(cmd: TicketCommand, outcome: Outcome | None, fresh: int) -> Applied:
@@ -218,24 +234,23 @@ def _applied(cmd: TicketCommand, outcome: Outcome | None, fresh: int) -> Applied
 # --- loading ----------------------------------------------------------------------------------------------
 
 
-async def _processed(conn: AsyncConnection, alert_ids: list[str]) -> set[str]:
+def _processed(conn: Connection, alert_ids: list[str]) -> set[str]:
     if not alert_ids:
         return set()
     column = t.processed_alerts.c.alert_id
-    rows = await conn.execute(select(column).where(column.in_(alert_ids)))
+    rows = conn.execute(select(column).where(column.in_(alert_ids)))
     return {r[0] for r in rows}
 
 
-async def _load(
-    conn: AsyncConnection, commands: Sequence[TicketCommand], flap_window: timedelta
+def _load(
+    conn: Connection, commands: Sequence[TicketCommand], flap_window: timedelta
 ) -> tuple[dict[str, KeyState], list[TicketRow]]:
     """Each key's latest ticket (locked), the tickets of the episodes mentioned, recent resolutions."""
     keys = list(dict.fromkeys(c.dedup_key for c in commands))
     c = t.tickets.c
     newest = select(func.max(c.id)).where(c.dedup_key.in_(keys)).group_by(c.dedup_key)
     by_id = {
-        r.id: TicketRow.from_row(r)
-        for r in await conn.execute(_for_update(conn, select(t.tickets).where(c.id.in_(newest))))
+        r.id: TicketRow.from_row(r) for r in conn.execute(_for_update(conn, select(t.tickets).where(c.id.in_(newest))))
     }
     states = {key: KeyState() for key in keys}
     for ticket in by_id.values():
@@ -245,13 +260,13 @@ async def _load(
     if wanted:
         e = t.episodes.c
         links = (
-            await conn.execute(
+            conn.execute(
                 select(e.dedup_key, e.episode_id, e.ticket_id).where(tuple_(e.dedup_key, e.episode_id).in_(wanted))
             )
         ).all()
         missing = {link.ticket_id for link in links} - by_id.keys()
         if missing:
-            rows = await conn.execute(_for_update(conn, select(t.tickets).where(c.id.in_(missing))))
+            rows = conn.execute(_for_update(conn, select(t.tickets).where(c.id.in_(missing))))
             by_id.update({r.id: TicketRow.from_row(r) for r in rows})
         for link in links:
             states[link.dedup_key].episodes[link.episode_id] = by_id[link.ticket_id]
@@ -259,15 +274,13 @@ async def _load(
     idle = [key for key, s in states.items() if s.latest is not None and not s.latest.active]
     if idle:
         oldest = min(cmd.alert.received_at for cmd in commands) - flap_window
-        rows = await conn.execute(
-            select(c.dedup_key, c.resolved_at).where(c.dedup_key.in_(idle), c.resolved_at >= oldest)
-        )
+        rows = conn.execute(select(c.dedup_key, c.resolved_at).where(c.dedup_key.in_(idle), c.resolved_at >= oldest))
         for row in rows:
             states[row.dedup_key].recent_resolutions.append(row.resolved_at)
     return states, list(by_id.values())
 
 
-def _for_update(conn: AsyncConnection, query: Any) -> Any:
+def _for_update(conn: Connection, query: Any) -> Any:
     return query if conn.dialect.name == "sqlite" else query.with_for_update()
 
 
@@ -295,8 +308,8 @@ def _update(columns: tuple[str, ...]) -> Any:
     )
 
 
-async def _write(
-    conn: AsyncConnection,
+def _write(
+    conn: Connection,
     policy: Policy,
     new: list[TicketRow],
     changes: Changes,
@@ -306,24 +319,22 @@ async def _write(
     now: datetime,
 ) -> None:
     for columns, params in changes.items():  # first: a resolved ticket must leave the active slot to its successor
-        await conn.execute(_update(columns), params)
-    await _insert_new(conn, new)
+        conn.execute(_update(columns), params)
+    _insert_new(conn, new)
     history = [
         {"ticket_id": h.ticket.id, "at": h.at, "kind": h.kind, "actor": h.actor, "detail": h.detail}
         for x in touched
         for h in x.history
     ]
     if history:
-        await conn.execute(insert(t.history), history)
+        conn.execute(insert(t.history), history)
     if links:
-        await conn.execute(
-            insert(t.episodes), [{"dedup_key": k, "episode_id": ep, "ticket_id": x.id} for k, ep, x in links]
-        )
+        conn.execute(insert(t.episodes), [{"dedup_key": k, "episode_id": ep, "ticket_id": x.id} for k, ep, x in links])
     outbox = [row for x in touched for row in _notifications(x, policy, now)]
     if outbox:
-        await conn.execute(insert(t.notifications), outbox)
+        conn.execute(insert(t.notifications), outbox)
     if processed:
-        await conn.execute(
+        conn.execute(
             insert(t.processed_alerts),
             [
                 {"alert_id": i, "ticket_id": x.id if x else None, "kind": kind, "processed_at": now}
@@ -340,13 +351,15 @@ def _notifications(ticket: TicketRow, policy: Policy, now: datetime) -> list[dic
     if not ticket.notices:
         return []
     rule = policy.for_severity(Severity(ticket.peak_severity))
-    payload = TicketView.from_columns(ticket.values()).model_dump_json()
+    payload: str | None = None
     rows = []
     for notice in ticket.notices:
         if notice.event == "escalated":
             channels = rule.escalation[notice.level - 1].notify if 0 < notice.level <= len(rule.escalation) else ()
         else:
             channels = rule.notify
+        if channels and payload is None:
+            payload = TicketView.from_columns(ticket.values()).model_dump_json()
         for channel in channels:
             rows.append(
                 {
@@ -365,13 +378,13 @@ def _notifications(ticket: TicketRow, policy: Policy, now: datetime) -> list[dic
     return rows
 
 
-async def _insert_new(conn: AsyncConnection, new: list[TicketRow]) -> None:
+def _insert_new(conn: Connection, new: list[TicketRow]) -> None:
     """Insert new tickets in creation order; one that follows another new ticket waits for that one's id."""
     pending = list(new)
     while pending:
         ready = [x for x in pending if x.previous is None or x.previous.id is not None]
         rows = [{k: v for k, v in x.values().items() if k != "id"} for x in ready]
-        result = await conn.execute(insert(t.tickets).returning(t.tickets.c.id, sort_by_parameter_order=True), rows)
+        result = conn.execute(insert(t.tickets).returning(t.tickets.c.id, sort_by_parameter_order=True), rows)
         for ticket, row in zip(ready, result.all(), strict=True):
             ticket.id = row.id
             ticket.previous = None
@@ -381,10 +394,10 @@ async def _insert_new(conn: AsyncConnection, new: list[TicketRow]) -> None:
 class _translate:
     """Database errors that mean "cannot reach it now" become `Unavailable`; the rest stay as they are."""
 
-    async def __aenter__(self) -> None:
+    def __enter__(self) -> None:
         return None
 
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if isinstance(exc, IntegrityError):
             return
         if isinstance(exc, OperationalError | OSError | ConnectionError) or (
