@@ -12,11 +12,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from normalizers.schema import AlertdeskError
+from normalizers.schema import AlertdeskError, Severity
 from ticketstore.notify import Notifier
 from ticketstore.store import TicketStore
+from ticketstore.ticket import STATUSES
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,17 @@ class EscalationMetrics:
             ["kind", "severity"],
             registry=registry,
         )
+        self.tickets = Gauge(
+            "alertdesk_tickets", "Tickets by status and current severity", ["status", "severity"], registry=registry
+        )
+        # every series exists from the start, so increase() and dashboards see the first event after a restart
+        for severity in Severity:
+            self.breaches.labels("response", severity.value)
+            self.breaches.labels("resolution", severity.value)
+            for status in STATUSES:
+                self.tickets.labels(status, severity.value)
+        for level in range(1, 4):
+            self.escalations.labels(str(level))
 
 
 class Background:
@@ -57,6 +69,7 @@ class Background:
             ("notifications", self._scan_every, self._notifier.run_once),
             ("flapping", 30.0, self._store.settle_flapping),
             ("prune", 3600.0, lambda: self._store.prune_processed(self._retention)),
+            ("ticket counts", 15.0, self.count_tickets),
         ]
         self._tasks = [asyncio.create_task(_every(name, period, chore), name=name) for name, period, chore in chores]
 
@@ -75,6 +88,12 @@ class Background:
             elif notice.event == "sla_breached":
                 self._metrics.breaches.labels(notice.tag, severity).inc()
         return len(fired)
+
+    async def count_tickets(self) -> None:
+        counts = await self._store.count_by_status()
+        for status in STATUSES:
+            for severity in Severity:
+                self._metrics.tickets.labels(status, severity.value).set(counts.get((status, severity.value), 0))
 
 
 async def _every(name: str, period: float, chore: Callable[[], Awaitable[object]]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from normalizers.schema import Severity
-from ticketstore.policy import Policy
+from ticketstore.policy import EscalationStep, Policy
 from ticketstore.ticket import TicketRow
 
 
@@ -31,7 +31,8 @@ def review(ticket: TicketRow, policy: Policy, now: datetime) -> bool:
         ticket.notify("sla_breached", "resolution")
         changed = True
     steps = policy.for_severity(severity).escalation
-    if not ticket.acknowledged_by and _due(ticket.next_escalation_at, now):
+    fired_due = ticket.next_escalation_at
+    if not ticket.acknowledged_by and fired_due is not None and fired_due <= now:
         changed = True
         if ticket.escalation_level >= len(steps):  # the policy changed under it: nothing left to fire
             ticket.next_escalation_at = None
@@ -48,8 +49,21 @@ def review(ticket: TicketRow, policy: Policy, now: datetime) -> bool:
             + (f", assigned to {step.group}" if step.group else ""),
         )
         ticket.notify("escalated", str(ticket.escalation_level))
-        ticket.next_escalation_at = ticket.step_due(policy)
+        ticket.next_escalation_at = _following(policy, severity, steps, ticket.escalation_level, fired_due)
     return changed
+
+
+def _following(
+    policy: Policy, severity: Severity, steps: tuple[EscalationStep, ...], level: int, fired_due: datetime
+) -> datetime | None:
+    """The next step keeps its gap to the step that just fired (due at `fired_due`).
+
+    Counting from the fired step's deadline rather than from opening keeps the steps after a severity rise counted
+    from the rise, and keeps paused time out, since both already moved that deadline.
+    """
+    if level >= len(steps):
+        return None
+    return policy.deadline(severity, fired_due, steps[level].after - steps[level - 1].after)
 
 
 def _due(deadline: datetime | None, now: datetime) -> bool:

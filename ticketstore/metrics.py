@@ -35,6 +35,7 @@ class StoreMetrics:
         self.dead_letters = Counter(
             "alertdesk_dead_letters_total", "Commands that could never be applied", ["stage"], registry=registry
         )
+        self.dead_letters.labels("store")  # the series exists from the start, so increase() sees the first one
         self.latency = Histogram(
             "alertdesk_alert_to_ticket_seconds",
             "From the webhook's arrival to the ticket change committed",

@@ -94,7 +94,8 @@ def set_status(by: str, status: str) -> Action:
         elif status == "open":
             if current == "waiting":
                 ticket.set_waiting(at, False, by)
-            ticket.unacknowledge(at, by, policy)
+            if ticket.acknowledged_by:
+                ticket.unacknowledge(at, by, policy)
         return None
 
     return run

@@ -204,15 +204,33 @@ def load_policy(path: Path | None) -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}{_line(text, e['loc'])}" for e in exc.errors())
+        root = yaml.compose(text)
+        problems = "; ".join(_problem(root, e["loc"], e["msg"]) for e in exc.errors())
         raise PolicyError(f"{path}: {problems}") from None
 
 
-def _line(text: str, loc: tuple[Any, ...]) -> str:
-    """Best effort: the line of the last named key of `loc`."""
-    for part in reversed(loc):
-        if isinstance(part, str):
-            for number, line in enumerate(text.splitlines(), 1):
-                if re.match(rf"\s*-?\s*{re.escape(part)}\s*:", line):
-                    return f" (line {number})"
-    return ""
+def _problem(root: yaml.Node | None, loc: tuple[Any, ...], msg: str) -> str:
+    """`severities.major.respond_within: <why> (line 7)`: the path, the reason, the line of the node at fault."""
+    path = ".".join(str(part) for part in loc)
+    msg = msg.removeprefix("Value error, ")
+    line = _line(root, loc)
+    return (f"{path}: {msg}" if path else msg) + (f" (line {line})" if line else "")
+
+
+def _line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """Walk the YAML node tree along `loc`; the line of the deepest node reached (1-based)."""
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next(
+                ((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None
+            )
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

@@ -86,6 +86,14 @@ class TicketStore:
         except (SQLAlchemyError, OSError):
             return False
 
+    async def count_by_status(self) -> dict[tuple[str, str], int]:
+        """(status, severity) -> number of tickets, for the `alertdesk_tickets` gauge."""
+        c = t.tickets.c
+        with _translate():
+            async with self._engines.read.connect() as conn:
+                rows = await conn.execute(select(c.status, c.severity, func.count()).group_by(c.status, c.severity))
+                return {(status, severity): int(count) for status, severity, count in rows}
+
     async def act(self, ticket_id: int, action: Action) -> None:
         """Run an operator action on one ticket, locked for update, and write it with its history."""
         now, policy = self._now(), self._lifecycle.policy

@@ -1,0 +1,271 @@
+"""The escalation policy file (CONTRACT §3) as an operator writes it: what loads, and what refuses to start.
+
+A wrong policy must stop `alertdesk run` before it takes a single alert, with a message that names the field (and
+the line) at fault: a typo found at 03:00 by a missing page is found too late.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+import pytest
+
+from normalizers.schema import Alert, Kind, Severity, Source
+from tests.process import AlertdeskProcess
+from ticketstore.policy import Policy, PolicyError, load_policy
+
+CONTRACT_EXAMPLE = """\
+default_group: service-desk
+channels:
+  ops-hook: {type: webhook, url: "https://ops.example.net/alertdesk"}
+  ops-slack: {type: slack, url: "https://hooks.slack.com/services/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"}
+  ops-teams: {type: teams, url: "https://contoso.webhook.office.com/webhookb2/7f3c1a2e/IncomingWebhook/4be1d3c9"}
+severities:
+  critical:
+    priority: P1
+    respond_within: 15m        # acknowledge by then, or the response SLA is breached
+    resolve_within: 4h
+    notify: [ops-hook, ops-slack]          # on open, severity rise, resolve
+    escalation:                # while unacknowledged, counted from opening
+      - {after: 15m, group: oncall-l2, notify: [ops-hook]}
+      - {after: 30m, group: ops-managers, notify: [ops-hook, ops-teams]}
+  info: {priority: P5}
+routes:                        # first match sets the group on open
+  - {match: {source: zabbix, host: "db*"}, group: dba}
+"""
+
+FULL_EXAMPLE = """\
+default_group: service-desk
+channels:
+  ops-hook: {type: webhook, url: "https://ops.example.net/alertdesk"}
+  noc-slack: {type: slack, url: "https://hooks.slack.com/services/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"}
+business_hours:
+  timezone: Europe/Paris
+  days: [mon, tue, wed, thu, fri]
+  start: "08:00"
+  end: "18:00"
+severities:
+  critical:
+    priority: P1
+    respond_within: 10m
+    resolve_within: 2h
+    notify: [ops-hook, noc-slack]
+    escalation:
+      - {after: 10m, group: oncall-l2, notify: [ops-hook]}
+      - {after: 30m, group: ops-managers, notify: [ops-hook, noc-slack]}
+  major: {priority: P2, respond_within: 30m, resolve_within: 8h, notify: [ops-hook]}
+  minor: {priority: P3, respond_within: 4h, resolve_within: 1d, business_hours: true}
+  warning: {priority: P4, respond_within: 8h, resolve_within: 3d, business_hours: true}
+  info: {priority: P5}
+routes:
+  - {match: {source: zabbix, host: "db*"}, group: dba}
+  - {match: {source: nagios, service: "DISK *", severity: critical}, group: storage}
+flapping: {cycles: 4, window: 2h, quiet: 45m}
+reopen_within: 0s
+overrides:
+  - {match: {source: solarwinds, severity: critical}, reopen_within: 30m}
+  - {match: {source: nagios, instance: lab}, flapping: {cycles: 2, window: 30m, quiet: 10m}}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problem(source: Source, host: str, service: str | None, severity: Severity) -> Alert:
+    return Alert(
+        id=str(uuid.uuid4()),
+        source=source,
+        dedup_key=f"{source.value}:{host}/{service}",
+        kind=Kind.PROBLEM,
+        severity=severity,
+        host=host,
+        service=service,
+        title=f"{service or 'host'} on {host}",
+        received_at=datetime(2026, 3, 14, 3, 0, tzinfo=UTC),
+    )
+
+
+def table(policy: Policy) -> dict[str, tuple[str, timedelta | None, timedelta | None]]:
+    """severity -> (priority, respond within, resolve within), as CONTRACT §3's table shows them."""
+    return {
+        s.value: (rule.priority, rule.respond_within, rule.resolve_within)
+        for s in Severity
+        for rule in [policy.for_severity(s)]
+    }
+
+
+# --- what loads ----------------------------------------------------------------------------------------------
+
+
+def test_no_policy_file_gives_the_documented_defaults() -> None:
+    policy = load_policy(None)
+
+    assert table(policy) == {
+        "critical": ("P1", timedelta(minutes=15), timedelta(hours=4)),
+        "major": ("P2", timedelta(minutes=30), timedelta(hours=8)),
+        "minor": ("P3", timedelta(hours=4), timedelta(hours=24)),
+        "warning": ("P4", timedelta(hours=8), timedelta(hours=72)),
+        "info": ("P5", None, None),
+    }
+    assert policy.default_group == "service-desk"
+    assert policy.route(problem(Source.ZABBIX, "db-paris-02", None, Severity.MAJOR)) is None
+    assert all(policy.for_severity(s).escalation == () for s in Severity)  # no channels: nobody to page
+    assert policy.reopen_window("nagios", "critical", None) == timedelta(0)
+    flapping = policy.flapping_for("nagios", "warning", None)
+    assert (flapping.cycles, flapping.window, flapping.quiet) == (3, timedelta(hours=1), timedelta(minutes=30))
+
+
+def test_the_contract_example_loads_and_unlisted_severities_keep_their_defaults(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, CONTRACT_EXAMPLE))
+
+    assert {name: c.type for name, c in policy.channels.items()} == {
+        "ops-hook": "webhook",
+        "ops-slack": "slack",
+        "ops-teams": "teams",
+    }
+    critical = policy.for_severity(Severity.CRITICAL)
+    assert critical.notify == ("ops-hook", "ops-slack")
+    assert [(s.after, s.group, s.notify) for s in critical.escalation] == [
+        (timedelta(minutes=15), "oncall-l2", ("ops-hook",)),
+        (timedelta(minutes=30), "ops-managers", ("ops-hook", "ops-teams")),
+    ]
+    assert table(policy)["info"] == ("P5", None, None)
+    assert table(policy)["major"] == ("P2", timedelta(minutes=30), timedelta(hours=8))
+    assert policy.route(problem(Source.ZABBIX, "db-paris-02", None, Severity.MAJOR)) == "dba"
+    assert policy.route(problem(Source.NAGIOS, "db-paris-02", "MySQL connections", Severity.MAJOR)) is None
+
+
+def test_a_full_policy_with_calendar_routes_and_overrides_loads(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, FULL_EXAMPLE))
+
+    assert table(policy)["minor"] == ("P3", timedelta(hours=4), timedelta(days=1))
+    assert policy.for_severity(Severity.WARNING).business_hours
+    assert not policy.for_severity(Severity.CRITICAL).business_hours
+    assert policy.business_hours is not None
+    assert (policy.business_hours.timezone, policy.business_hours.start, policy.business_hours.end) == (
+        "Europe/Paris",
+        time(8, 0),
+        time(18, 0),
+    )
+    assert policy.route(problem(Source.NAGIOS, "web-01", "DISK /", Severity.CRITICAL)) == "storage"
+    assert policy.route(problem(Source.NAGIOS, "web-01", "DISK /", Severity.WARNING)) is None
+    assert policy.reopen_window("solarwinds", "critical", None) == timedelta(minutes=30)
+    assert policy.reopen_window("solarwinds", "major", None) == timedelta(0)
+    lab = policy.flapping_for("nagios", "warning", "lab")
+    assert (lab.cycles, lab.window, lab.quiet) == (2, timedelta(minutes=30), timedelta(minutes=10))
+    assert policy.flapping_for("nagios", "warning", None).cycles == 4
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("30s", timedelta(seconds=30)),
+        ("15m", timedelta(minutes=15)),
+        ("4h", timedelta(hours=4)),
+        ("2d", timedelta(days=2)),
+    ],
+)
+def test_durations_are_written_with_a_unit(tmp_path: Path, written: str, meant: timedelta) -> None:
+    policy = load_policy(write(tmp_path, f"severities:\n  major: {{priority: P2, respond_within: {written}}}\n"))
+
+    assert policy.for_severity(Severity.MAJOR).respond_within == meant
+
+
+# --- what refuses to load --------------------------------------------------------------------------------------
+
+BROKEN = {
+    "bad duration": (
+        "severities:\n  critical:\n    priority: P1\n    respond_within: 15x\n",
+        ["severities.critical.respond_within", "'15x' is not a duration like 30s, 15m, 4h or 2d", "(line 4)"],
+    ),
+    "unknown severity": (
+        "severities:\n  critical: {priority: P1}\n  urgent: {priority: P1}\n",
+        ["severities.urgent", "'critical', 'major', 'minor', 'warning' or 'info'", "(line 3)"],
+    ),
+    "unknown channel": (
+        "channels:\n  ops-hook: {type: webhook, url: 'https://ops.example.net/alertdesk'}\n"
+        "severities:\n  critical: {priority: P1, notify: [ops-hook, ops-pager]}\n",
+        ["severities.critical: unknown channel(s) ops-pager"],
+    ),
+    "unknown channel in a step": (
+        "severities:\n  major:\n    priority: P2\n    escalation:\n      - {after: 30m, notify: [noc-teams]}\n",
+        ["severities.major: unknown channel(s) noc-teams"],
+    ),
+    "priority P9": (
+        "severities:\n  critical:\n    priority: P9\n",
+        ["severities.critical.priority", "'^P[1-5]$'", "(line 3)"],
+    ),
+    "steps out of order": (
+        "severities:\n  critical:\n    priority: P1\n    escalation:\n"
+        "      - {after: 30m, group: ops-managers}\n      - {after: 15m, group: oncall-l2}\n",
+        ["severities.critical", "escalation steps must be in increasing order of `after`", "(line 2)"],
+    ),
+    "misspelt key": (
+        "severities:\n  warning:\n    priority: P4\n    respond_whithin: 8h\n",
+        ["severities.warning.respond_whithin", "Extra inputs are not permitted", "(line 4)"],
+    ),
+    "unknown channel type": (
+        "channels:\n  ops-pager:\n    type: pagerduty\n    url: https://events.pagerduty.com/v2/enqueue\n",
+        ["channels.ops-pager.type", "'webhook', 'slack' or 'teams'", "(line 3)"],
+    ),
+    "business hours used but not defined": (
+        "severities:\n  warning: {priority: P4, business_hours: true}\n",
+        ["severities warning use business_hours, but no business_hours is defined"],
+    ),
+    "bad YAML": (
+        "severities:\n  critical:\n    priority: P1\n   respond_within: 15m\n",
+        ["not valid YAML", "line 4"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), BROKEN.values(), ids=BROKEN.keys())
+def test_a_broken_policy_is_refused_naming_the_field_and_line(tmp_path: Path, text: str, expected: list[str]) -> None:
+    path = write(tmp_path, text)
+
+    with pytest.raises(PolicyError) as refused:
+        load_policy(path)
+
+    message = str(refused.value)
+    assert message.startswith(f"{path}: ")
+    for part in expected:
+        assert part in message
+
+
+def test_a_missing_policy_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match=r"policy\.yaml: cannot read: No such file or directory"):
+        load_policy(tmp_path / "policy.yaml")
+
+
+def test_the_line_named_is_the_one_at_fault_when_the_key_repeats(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "severities:\n  critical:\n    priority: P1\n    respond_within: 15m\n"
+        "  major:\n    priority: P2\n    respond_within: 30x\n",
+    )
+
+    with pytest.raises(PolicyError) as refused:
+        load_policy(path)
+
+    assert "severities.major.respond_within" in str(refused.value)
+    assert "(line 7)" in str(refused.value)
+
+
+@pytest.mark.slow
+def test_alertdesk_run_refuses_to_start_with_a_broken_policy(tmp_path: Path) -> None:
+    path = write(tmp_path, "severities:\n  critical:\n    priority: P1\n    respond_within: 15x\n")
+    proc = AlertdeskProcess(tmp_path, {"ALERTDESK_POLICY": str(path)})
+
+    with pytest.raises(AssertionError, match="alertdesk exited with 2"):
+        proc.start()
+
+    output = proc.output()
+    assert "severities.critical.respond_within" in output
+    assert "'15x' is not a duration" in output
+    assert "(line 4)" in output
+    assert "listening on" not in output
