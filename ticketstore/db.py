@@ -7,13 +7,17 @@ upgrade it half-way. Readers use their own engine and never block the writer.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,24 @@ class Engines:
     write: AsyncEngine
     read: AsyncEngine
     sync_write: Engine | None = None
+
+    async def transact(self, fn: Callable[[Connection], T]) -> T:
+        """Run `fn` in one write transaction.
+
+        SQLite: in a worker thread with a plain sqlite3 connection, one thread hop per transaction (aiosqlite
+        costs one per statement); the event loop keeps serving requests while SQLite works and syncs.
+        PostgreSQL: on the async connection (asyncpg), through SQLAlchemy's greenlet bridge.
+        """
+        sync_write = self.sync_write
+        if sync_write is not None:
+
+            def run() -> T:
+                with sync_write.begin() as conn:
+                    return fn(conn)
+
+            return await asyncio.to_thread(run)
+        async with self.write.begin() as aconn:
+            return await aconn.run_sync(fn)
 
     @property
     def dialect(self) -> str:

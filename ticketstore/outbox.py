@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 
 from ticketstore import tables as t
 from ticketstore.db import Engines
@@ -53,8 +53,7 @@ async def claim(engines: Engines, now: datetime, *, limit: int, lease: timedelta
         .values(lease_until=now + lease, attempts=n.attempts + 1)
         .returning(n.id, n.ticket_id, n.event, n.level, n.channel, n.idempotency_key, n.payload, n.attempts)
     )
-    async with engines.write.begin() as conn:
-        rows = (await conn.execute(query)).all()
+    rows = await engines.transact(lambda conn: conn.execute(query).all())
     return sorted((Pending(*row) for row in rows), key=lambda p: p.id)
 
 
@@ -63,30 +62,34 @@ async def complete(
 ) -> None:
     """Record each outcome, and in the ticket's history what an operator needs to know."""
     history: list[dict[str, Any]] = []
-    async with engines.write.begin() as conn:
-        for result in results:
-            p = result.pending
-            what = f"{p.event} (level {p.level}) via {p.channel}"
-            if result.error is None:
-                values: dict[str, Any] = {"status": "sent", "sent_at": now, "lease_until": None, "last_error": None}
-                history.append(
-                    _entry(p, now, "notified", what + (f" after {p.attempts} attempts" if p.attempts > 1 else ""))
-                )
-            elif p.attempts >= max_attempts:
-                values = {"status": "failed", "lease_until": None, "last_error": result.error}
-                history.append(
-                    _entry(
-                        p, now, "notification_failed", f"{what}: gave up after {p.attempts} attempts: {result.error}"
-                    )
-                )
-            else:
-                delay = min(backoff * 2 ** (p.attempts - 1), timedelta(minutes=15))
-                values = {"next_attempt_at": now + delay, "lease_until": None, "last_error": result.error}
-                if p.attempts == 1:
-                    history.append(_entry(p, now, "notification_failed", f"{what}: {result.error}; retrying"))
-            await conn.execute(update(t.notifications).where(n.id == p.id).values(values))
+    updates: list[tuple[int, dict[str, Any]]] = []
+    for result in results:
+        p = result.pending
+        what = f"{p.event} (level {p.level}) via {p.channel}"
+        if result.error is None:
+            values: dict[str, Any] = {"status": "sent", "sent_at": now, "lease_until": None, "last_error": None}
+            history.append(
+                _entry(p, now, "notified", what + (f" after {p.attempts} attempts" if p.attempts > 1 else ""))
+            )
+        elif p.attempts >= max_attempts:
+            values = {"status": "failed", "lease_until": None, "last_error": result.error}
+            history.append(
+                _entry(p, now, "notification_failed", f"{what}: gave up after {p.attempts} attempts: {result.error}")
+            )
+        else:
+            delay = min(backoff * 2 ** (p.attempts - 1), timedelta(minutes=15))
+            values = {"next_attempt_at": now + delay, "lease_until": None, "last_error": result.error}
+            if p.attempts == 1:
+                history.append(_entry(p, now, "notification_failed", f"{what}: {result.error}; retrying"))
+        updates.append((p.id, values))
+
+    def write(conn: Connection) -> None:
+        for row_id, values in updates:
+            conn.execute(update(t.notifications).where(n.id == row_id).values(values))
         if history:
-            await conn.execute(insert(t.history), history)
+            conn.execute(insert(t.history), history)
+
+    await engines.transact(write)
 
 
 async def pending_count(engines: Engines) -> int:

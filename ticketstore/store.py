@@ -8,7 +8,6 @@ redelivery or a client retry change nothing the second time.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple_, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
 from normalizers.schema import Kind, Severity, TicketCommand, Unavailable
@@ -171,14 +170,8 @@ class TicketStore:
     # --- one transaction ----------------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[[Connection], T]) -> T:
-        """Run `fn` in one write transaction: on SQLite in a thread with a plain sqlite3 connection (one hop
-        per transaction instead of one per statement), on PostgreSQL on the async connection's greenlet."""
-        sync_write = self._engines.sync_write
         with _translate():
-            if sync_write is not None:
-                return await asyncio.to_thread(_in_transaction, sync_write, fn)
-            async with self._engines.write.begin() as conn:
-                return await conn.run_sync(fn)
+            return await self._engines.transact(fn)
 
     async def _transaction_retried(self, commands: Sequence[TicketCommand]) -> list[Applied]:
         """Retry once on a unique-index race, which re-reads the state the other writer committed.
@@ -223,11 +216,6 @@ class TicketStore:
         row = {"alert_id": cmd.alert.id, "at": self._now(), "reason": reason, "payload": cmd.model_dump_json()}
         await self._run(lambda conn: conn.execute(insert(t.dead_letters), [row]))
         return Applied(cmd.alert_ids, None, 0, dead_letter=reason)
-
-
-def _in_transaction(engine: Engine, fn: Callable[[Connection], T]) -> T:
-    with engine.begin() as conn:
-        return fn(conn)
 
 
 def _applied(cmd: TicketCommand, outcome: Outcome | None, fresh: int) -> Applied:
