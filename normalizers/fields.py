@@ -76,8 +76,9 @@ class Fields:
         value = self.text(*names, required=required)
         if value is None:
             return None
-        folded = {k.upper(): v for k, v in vocabulary.items()}
-        found = folded.get(value.upper())
+        found = vocabulary.get(value)
+        if found is None:
+            found = next((v for k, v in vocabulary.items() if k.upper() == value.upper()), None)
         if found is None:
             present = next((n for n in names if n in self._body), names[0])
             allowed = ", ".join(vocabulary)

@@ -8,6 +8,7 @@ macros), the same keys as JSON, and the snake_case JSON of Opsgenie's `send2opsg
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -120,12 +121,19 @@ class _Keys:
         self._snake_first = bool(body) and not any(key.isupper() for key in body)
 
     def __call__(self, *macros: str) -> tuple[str, ...]:
-        names: list[str] = []
-        for macro in macros:
-            spelled = [macro] if macro.startswith("NAGIOS_") else [macro, f"NAGIOS_{macro}"]
-            snake = list(_SNAKE.get(macro, ()))
-            names += snake + spelled if self._snake_first else spelled + snake
-        return tuple(sorted(names, key=lambda name: name not in self._body))
+        names = _spellings(macros, self._snake_first)
+        body = self._body
+        return (*(n for n in names if n in body), *(n for n in names if n not in body))
+
+
+@functools.cache
+def _spellings(macros: tuple[str, ...], snake_first: bool) -> tuple[str, ...]:
+    names: list[str] = []
+    for macro in macros:
+        spelled = [macro] if macro.startswith("NAGIOS_") else [macro, f"NAGIOS_{macro}"]
+        snake = list(_SNAKE.get(macro, ()))
+        names += snake + spelled if snake_first else spelled + snake
+    return tuple(names)
 
 
 def normalize(body: Mapping[str, Any], envelope: Envelope) -> Alert | Ignored:
