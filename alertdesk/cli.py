@@ -37,6 +37,31 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--keys", type=int, default=1000, help="distinct problems (default 1000)")
     bench.add_argument("--rate", type=float, default=0.0, help="target alerts/s; 0 = as fast as it goes")
     bench.add_argument("--database-url", help="database the started alertdesk uses (default: a temporary SQLite file)")
+    bench.add_argument(
+        "--distributed",
+        action="store_true",
+        help="start ingest + dedup + store on RabbitMQ and PostgreSQL instead (ALERTDESK_BROKER_URL, --database-url)",
+    )
+    bench.add_argument(
+        "--alerts", type=int, default=0, help="--distributed: a storm of this many problems, no recoveries"
+    )
+
+    for stage, what in (
+        ("ingest", "the webhooks, publishing to RabbitMQ (ALERTDESK_BROKER_URL)"),
+        ("dedup", "a dedup worker: folds the alerts of its partitions into ticket commands"),
+        ("store", "a store worker: applies ticket commands to PostgreSQL; serves the ticket API"),
+    ):
+        stage_parser = commands.add_parser(stage, help=what)
+        _server_flags(stage_parser)
+        if stage != "ingest":
+            stage_parser.add_argument("--worker-index", type=int, help="ALERTDESK_WORKER_INDEX (default 0)")
+            stage_parser.add_argument("--worker-count", type=int, help="ALERTDESK_WORKER_COUNT (default 1)")
+
+    dead = commands.add_parser("dead-letters", help="list or replay the dead-letter queue (distributed mode)")
+    dead_actions = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dead_actions.add_parser("list", help="show each dead letter: message id, stage, reason")
+    replay = dead_actions.add_parser("replay", help="publish dead letters again where they came from")
+    replay.add_argument("--id", action="append", dest="ids", help="message id to replay (repeatable; default: all)")
     return parser
 
 
@@ -49,13 +74,17 @@ def _server_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    flags = ("host", "port", "database_url", "policy", "log_level")
+    flags = ("host", "port", "database_url", "policy", "log_level", "worker_index", "worker_count")
     overrides: dict[str, Any] = {k: getattr(args, k) for k in flags if getattr(args, k, None) is not None}
     return Settings(**overrides)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "bench" and args.distributed:
+        from alertdesk.bench_distributed import bench_distributed
+
+        return bench_distributed(args)
     if args.command == "bench":
         from alertdesk.bench import bench
 
@@ -71,9 +100,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # our own line says what was migrated
     try:
         if args.command == "run":
             return server.run(lambda: _run(settings))
+        if args.command in ("ingest", "dedup", "store"):
+            from alertdesk.distributed import run_stage
+
+            return server.run(lambda: run_stage(args.command, settings))
+        if args.command == "dead-letters":
+            from alertdesk.deadletters import dead_letters
+
+            return server.run(lambda: dead_letters(settings, args.action, getattr(args, "ids", None)))
     except AlertdeskError as exc:
         logger.error("%s", exc)
         return 2

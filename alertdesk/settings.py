@@ -22,6 +22,22 @@ class Settings(BaseSettings):
     )
     database_schema: str | None = Field(None, description="PostgreSQL schema to use (default: the search_path)")
     broker_url: str | None = Field(None, description="amqp://… to run distributed; unset: embedded hand-off")
+    broker_prefix: str = Field(
+        "alertdesk", pattern=r"^[A-Za-z0-9_.-]+$", description="name prefix of alertdesk's exchanges and queues"
+    )
+    partitions: int = Field(
+        8, ge=1, le=1024, description="partition queues per stream; must match the queues already on the broker"
+    )
+    worker_index: int = Field(
+        0, ge=0, description="dedup/store: this worker's index; it owns partitions p with p % count == index"
+    )
+    worker_count: int = Field(1, ge=1, description="dedup/store: how many workers of this stage share the partitions")
+    window_count: int = Field(200, ge=1, description="dedup/store: most messages handled together in one window")
+    window_ms: float = Field(20.0, ge=0, description="dedup/store: longest wait (ms) for a window to fill")
+    prefetch: int = Field(500, ge=1, description="dedup/store: unacknowledged messages held per partition")
+    takeover_interval: float = Field(
+        2.0, gt=0, description="dedup/store: seconds between checks of the neighbour worker (takeover, handback)"
+    )
     policy: Path | None = Field(None, description="escalation policy YAML (default: the built-in policy)")
     nagios_token: SecretStr | None = Field(None, description="token required on /webhooks/nagios")
     zabbix_token: SecretStr | None = Field(None, description="token required on /webhooks/zabbix")

@@ -1,0 +1,294 @@
+"""`alertdesk bench --distributed`: load ingest → RabbitMQ → dedup → store → PostgreSQL, end to end.
+
+It starts `alertdesk ingest`, `dedup` and `store` on a fresh broker prefix and database schema (both removed
+afterwards) with the shipped settings, drives them from this process (the load generator) with the alert mix of
+`alertdesk bench`, waits until every alert answered 202 is applied, then prints: alerts/s end to end (first
+request → last alert committed), p99 of the 202 (measured here) and of alert→ticket (the store's
+`alertdesk_alert_to_ticket_seconds`, per command, from the webhook's arrival of its oldest alert), and the rows
+written to the ticket and history tables (`pg_stat_user_tables`). It checks that every alert id answered 202 was
+applied exactly once and that each key's tickets count exactly its accepted problems.
+
+`--alerts N` is a storm: N problems over `--keys` keys, no recoveries, so it must end with one ticket per key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import orjson
+
+from alertdesk import server
+from alertdesk.bench import RECOVERY_SHARE, KeyState, _free_port, _percentile, _request
+
+DEFAULT_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
+STAGES = (("ingest", 2), ("dedup", 1), ("store", 1))  # processes per stage on a 2-core machine
+
+
+@dataclass
+class Run:
+    """What the load generator saw: latencies, statuses, accepted alert ids, per-key expectations."""
+
+    storm: bool
+    budget: int  # alerts still to send in a storm
+    deadline: float
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    accepted: list[str] = field(default_factory=list)
+    problems: dict[str, int] = field(default_factory=dict)  # dedup_key → problems answered 202
+    seq: int = 0
+
+    def another(self) -> bool:
+        if self.storm:
+            self.budget -= 1
+            return self.budget >= 0
+        return time.perf_counter() < self.deadline
+
+
+def bench_distributed(args: argparse.Namespace) -> int:
+    broker_url = os.environ.get("ALERTDESK_BROKER_URL") or DEFAULT_BROKER
+    database_url = args.database_url or DEFAULT_DATABASE
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="alertdesk-bench-") as tmp:
+        env = {
+            **os.environ,
+            "ALERTDESK_BROKER_URL": broker_url,
+            "ALERTDESK_BROKER_PREFIX": prefix,
+            "ALERTDESK_DATABASE_URL": database_url,
+            "ALERTDESK_DATABASE_SCHEMA": prefix,
+            "ALERTDESK_LOG_LEVEL": "WARNING",
+        }
+        server.run(lambda: _schema(database_url, f'CREATE SCHEMA "{prefix}"'))
+        children: dict[str, list[tuple[subprocess.Popen[bytes], int]]] = {}
+        try:
+            for stage, count in STAGES:
+                children[stage] = [_start(stage, i, count, env, Path(tmp)) for i in range(count)]
+            for stage_children in children.values():
+                for child, port in stage_children:
+                    _wait_ready(child, port)
+            return server.run(lambda: _bench(args, children, database_url, prefix))
+        finally:
+            for stage_children in children.values():
+                for child, _ in stage_children:
+                    child.terminate()
+            for stage_children in children.values():
+                for child, _ in stage_children:
+                    child.wait(timeout=30)
+            server.run(lambda: _cleanup(broker_url, prefix, database_url))
+
+
+async def _bench(
+    args: argparse.Namespace, children: dict[str, list[tuple[subprocess.Popen[bytes], int]]], db: str, schema: str
+) -> int:
+    storm = args.alerts > 0
+    sources = ("nagios", "zabbix", "solarwinds")
+    keys = [KeyState(i, sources[i % 3]) for i in range(args.keys)]
+    run = Run(storm=storm, budget=args.alerts, deadline=time.perf_counter() + args.duration)
+    conns = max(1, args.connections)
+    ingest_ports = [port for _, port in children["ingest"]]
+    pace = conns / args.rate if args.rate else 0.0
+    started = time.perf_counter()
+    await asyncio.gather(
+        *(
+            _connection(ingest_ports[c % len(ingest_ports)], keys[c::conns], run, pace, random.Random(c))
+            for c in range(conns)
+            if keys[c::conns]
+        )
+    )
+    load_seconds = time.perf_counter() - started
+    store_ports = [port for _, port in children["store"]]
+    await asyncio.to_thread(_wait_applied, store_ports, len(run.accepted))
+    e2e_seconds = time.perf_counter() - started
+    await asyncio.sleep(2.0)  # PostgreSQL publishes table statistics within a second of a transaction
+    mode = f"storm of {args.alerts} problems" if storm else f"{args.duration:g}s of load"
+    print(f"load            {mode} over {args.keys} keys, {conns} connections, rate {args.rate or 'max'}")
+    print(f"requests        {sum(run.statuses.values())}; status codes {dict(sorted(run.statuses.items()))}")
+    print(f"accepted        {len(run.accepted) / load_seconds:,.0f} alerts/s answered 202 during {load_seconds:.1f}s")
+    print(
+        f"end to end      {len(run.accepted) / e2e_seconds:,.0f} alerts/s (202 → ticket committed, {e2e_seconds:.1f}s)"
+    )
+    print(
+        f"202 latency     p50 {_percentile(run.latencies, 0.5) * 1e3:.1f} ms   p99 {_percentile(run.latencies, 0.99) * 1e3:.1f} ms"
+    )
+    print(f"alert→ticket    p99 {_histogram_p99(store_ports, 'alertdesk_alert_to_ticket_seconds') * 1e3:.0f} ms")
+    return await _check(run, db, schema)
+
+
+async def _connection(port: int, keys: list[KeyState], run: Run, pace: float, rng: random.Random) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    next_at = time.perf_counter()
+    try:
+        while run.another():
+            if pace:
+                next_at += pace
+                if (delay := next_at - time.perf_counter()) > 0:
+                    await asyncio.sleep(delay)
+            key = rng.choice(keys)
+            problem = run.storm or not key.open or rng.random() >= RECOVERY_SHARE
+            if problem and not key.open:
+                key.episode += 1
+            run.seq += 1
+            sent = time.perf_counter()
+            writer.write(_request("127.0.0.1", key, "problem" if problem else "recovery", run.seq))
+            status, body = await _response(reader)
+            run.latencies.append(time.perf_counter() - sent)
+            run.statuses[status] = run.statuses.get(status, 0) + 1
+            if status == 202:
+                answer = orjson.loads(body)
+                run.accepted.append(answer["alert_id"])
+                if problem:
+                    run.problems[answer["dedup_key"]] = run.problems.get(answer["dedup_key"], 0) + 1
+                key.open = problem
+            elif problem and not key.open:
+                key.episode -= 1
+    finally:
+        writer.close()
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(m.group(1)) if (m := re.search(rb"(?i)content-length: *(\d+)", head)) else 0
+    return int(head[9:12]), await reader.readexactly(length)
+
+
+async def _check(run: Run, database_url: str, schema: str) -> int:
+    conn = await asyncpg.connect(_raw(database_url), server_settings={"search_path": schema})
+    try:
+        applied = [r[0] for r in await conn.fetch("SELECT alert_id FROM processed_alerts")]
+        tickets = {
+            r[0]: (r[1], r[2])
+            for r in await conn.fetch("SELECT dedup_key, count(*), sum(occurrences) FROM tickets GROUP BY 1")
+        }
+        stats = {
+            r[0]: (r[1], r[2])
+            for r in await conn.fetch(
+                "SELECT relname, n_tup_ins, n_tup_upd FROM pg_stat_user_tables WHERE schemaname = $1", schema
+            )
+        }
+    finally:
+        await conn.close()
+    ticket_rows, history_rows = sum(stats.get("tickets", (0, 0))), sum(stats.get("ticket_history", (0, 0)))
+    print(
+        f"rows written    tickets {ticket_rows:,} (inserts + updates), history {history_rows:,}, together {ticket_rows + history_rows:,}"
+    )
+    print(
+        f"tickets         {len(tickets)}; occurrences {sum(o for _, o in tickets.values()):,} for {sum(run.problems.values()):,} problems answered 202"
+    )
+    once = len(applied) == len(set(applied)) and set(applied) == set(run.accepted)
+    counted = all(tickets.get(key, (0, 0))[1] == n for key, n in run.problems.items())
+    single = not run.storm or all(n == 1 for n, _ in tickets.values())
+    ok = once and counted and single
+    print(
+        "check           "
+        + ("OK: every 202 applied exactly once, every key's occurrences match" if ok else "FAILED: ")
+        + ("" if once else "alert ids applied ≠ alert ids answered 202; ")
+        + ("" if counted else "occurrences differ from accepted problems; ")
+        + ("" if single else "a key of the storm has more than one ticket")
+    )
+    return 0 if ok else 1
+
+
+def _start(stage: str, index: int, count: int, env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    worker = {"ALERTDESK_WORKER_INDEX": str(index), "ALERTDESK_WORKER_COUNT": str(count)}
+    with open(tmp / f"{stage}-{index}.log", "ab") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "alertdesk.cli", stage],
+            env={**env, **worker, "ALERTDESK_PORT": str(port)},
+            stdout=log,
+            stderr=log,
+        )
+    return child, port
+
+
+def _wait_ready(child: subprocess.Popen[bytes], port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise SystemExit(f"alertdesk on port {port} exited with {child.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (OSError, urllib.error.HTTPError):
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"alertdesk on port {port} was not ready within {timeout:g}s")
+
+
+def _wait_applied(store_ports: list[int], accepted: int, stalled_after: float = 30.0) -> None:
+    """Until the stores applied `accepted` alerts, or made no progress for `stalled_after` seconds (then the
+    check below says what is missing)."""
+    last, since = -1.0, time.monotonic()
+    while (applied := sum(_metric(p, "alertdesk_alerts_applied_total") for p in store_ports)) < accepted:
+        if applied != last:
+            last, since = applied, time.monotonic()
+        elif time.monotonic() - since > stalled_after:
+            print(f"STALLED at {applied:.0f} of {accepted} alerts applied")
+            return
+        time.sleep(0.05)
+
+
+def _metric(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return sum(float(v) for v in re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+
+def _histogram_p99(ports: list[int], name: str) -> float:
+    """Prometheus' histogram_quantile(0.99) over the processes' buckets (linear within a bucket)."""
+    buckets: dict[float, float] = {}
+    for port in ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        for le, count in re.findall(rf'^{re.escape(name)}_bucket{{le="([^"]+)"[^}}]*}} (\S+)$', text, re.M):
+            buckets[float(le)] = buckets.get(float(le), 0.0) + float(count)
+    bounds = sorted(buckets)
+    if not bounds or not buckets[bounds[-1]]:
+        return float("nan")
+    rank, previous_bound, previous_count = 0.99 * buckets[bounds[-1]], 0.0, 0.0
+    for bound in bounds:
+        if buckets[bound] >= rank:
+            if bound == float("inf"):
+                return previous_bound
+            share = (rank - previous_count) / max(buckets[bound] - previous_count, 1e-9)
+            return previous_bound + (bound - previous_bound) * share
+        previous_bound, previous_count = bound, buckets[bound]
+    return previous_bound
+
+
+def _raw(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _schema(database_url: str, sql: str) -> None:
+    conn = await asyncpg.connect(_raw(database_url))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _cleanup(broker_url: str, prefix: str, database_url: str) -> None:
+    import aio_pika
+
+    from dedup.topology import Topology, delete
+
+    connection = await aio_pika.connect(broker_url)
+    async with connection:
+        await delete(connection, Topology(prefix, int(os.environ.get("ALERTDESK_PARTITIONS", "8"))))
+    await _schema(database_url, f'DROP SCHEMA IF EXISTS "{prefix}" CASCADE')

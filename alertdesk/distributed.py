@@ -1,0 +1,171 @@
+"""`alertdesk ingest`, `alertdesk dedup`, `alertdesk store`: the stages as separate processes on RabbitMQ.
+
+Each process serves /healthz, /readyz (its broker session, and the database for the store) and /metrics on its
+own port; ingest also serves the webhooks, the store the ticket API and the housekeeping of `alertdesk run`.
+The stage code is the embedded mode's (normalize, fold, `TicketStore.apply_batch`); only the hand-off differs.
+A process runs its broker link beside its web server: losing the broker only pauses it (ingest answers 503),
+while a topology that does not match the settings stops it with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from alertdesk import server
+from alertdesk.embedded_app import api_config, background, ingest_config, utc_now
+from alertdesk.health import health_routes
+from alertdesk.settings import Settings
+from dedup import DedupMetrics
+from dedup.broker import AmqpPublisher, Broker, Session
+from dedup.broker_metrics import BrokerMetrics
+from dedup.consumer import PartitionWorker, WorkerConfig
+from dedup.partitions import Assignment
+from dedup.topology import Stream, Topology
+from dedup.worker import DedupStage
+from ingest import IngestMetrics, json_errors, open_sources, webhook_routes
+from normalizers.schema import AlertdeskError, Unavailable
+from ticketstore.api import ticket_api
+from ticketstore.db import Engines, create_engines, is_sqlite
+from ticketstore.lifecycle import Lifecycle
+from ticketstore.metrics import StoreMetrics
+from ticketstore.migrate import upgrade
+from ticketstore.policy import load_policy
+from ticketstore.queries import TicketQueries
+from ticketstore.store import TicketStore
+from ticketstore.worker import StoreStage
+
+logger = logging.getLogger(__name__)
+
+MIGRATION_LOCK = 0x616C_6572_7464_736B  # "alertdsk": the advisory lock key of schema upgrades
+
+
+class NotConfigured(AlertdeskError):
+    """A distributed process was started without what it needs."""
+
+
+@dataclass(frozen=True)
+class Process:
+    """A stage wired up: its web app, the session to run on each broker connection, what to close at the end."""
+
+    app: web.Application
+    broker: Broker
+    session: Session
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+def topology(settings: Settings) -> Topology:
+    return Topology(settings.broker_prefix, settings.partitions)
+
+
+def broker(settings: Settings, stage: str, metrics: BrokerMetrics) -> Broker:
+    if not settings.broker_url:
+        raise NotConfigured(f"`alertdesk {stage}` needs ALERTDESK_BROKER_URL (amqp://user:password@host:5672/vhost)")
+    index = f" {settings.worker_index}" if stage != "ingest" else ""
+    return Broker(settings.broker_url, name=f"alertdesk {stage}{index} (pid {os.getpid()})", metrics=metrics)
+
+
+def worker_config(settings: Settings, stream: Stream, stage: str) -> WorkerConfig:
+    return WorkerConfig(
+        stream=stream,
+        stage=stage,
+        assignment=Assignment(settings.worker_index, settings.worker_count, settings.partitions),
+        window_count=settings.window_count,
+        window_seconds=settings.window_ms / 1000,
+        prefetch=settings.prefetch,
+        takeover_interval=settings.takeover_interval,
+        publish_timeout=settings.publish_timeout,
+    )
+
+
+async def run_stage(stage: str, settings: Settings) -> int:
+    """Serve one stage until SIGTERM/SIGINT; a fatal broker error (topology mismatch) ends it with its reason."""
+    registry = CollectorRegistry()
+    build = {"ingest": ingest_process, "dedup": dedup_process, "store": store_process}[stage]
+    process = await build(settings, registry)
+    link = asyncio.create_task(process.broker.run(process.session), name="broker")
+    web_server = asyncio.create_task(
+        server.serve(process.app, settings.host, settings.port, access_log=settings.access_log), name="web"
+    )
+    try:
+        done, _ = await asyncio.wait({link, web_server}, return_when=asyncio.FIRST_COMPLETED)
+        first, other = (link, web_server) if link in done else (web_server, link)
+        other.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await other
+        first.result()
+    finally:
+        if process.close is not None:
+            await process.close()
+    return 0
+
+
+async def upgrade_alone(engines: Engines) -> None:
+    """Upgrade the schema under a PostgreSQL advisory lock: store workers started together migrate one at a time."""
+    async with engines.write.connect() as lock:
+        await lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        try:
+            await upgrade(engines.write)
+        finally:
+            await lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+
+
+async def ingest_process(settings: Settings, registry: CollectorRegistry) -> Process:
+    metrics = BrokerMetrics(registry, "ingest")
+    publisher = AmqpPublisher(topology(settings), metrics, timeout=settings.publish_timeout)
+    config = ingest_config(settings)
+    for source in open_sources(config.tokens):
+        logger.warning("/webhooks/%s is open: set ALERTDESK_%s_TOKEN to require a token", source, source.upper())
+    app = web.Application(middlewares=[json_errors])
+    app.add_routes(webhook_routes(config, publisher, IngestMetrics(registry), now=utc_now))
+    app.add_routes(health_routes({"broker": publisher.ready}, registry))
+    return Process(app, broker(settings, "ingest", metrics), publisher.session)
+
+
+async def dedup_process(settings: Settings, registry: CollectorRegistry) -> Process:
+    metrics = BrokerMetrics(registry, "dedup")
+    link = broker(settings, "dedup", metrics)
+    stage = DedupStage(topology(settings), DedupMetrics(registry), metrics, now=utc_now)
+    worker = PartitionWorker(topology(settings), worker_config(settings, Stream.ALERTS, "dedup"), stage, metrics)
+    app = web.Application(middlewares=[json_errors])
+    app.add_routes(health_routes({"broker": worker.ready}, registry))
+    return Process(app, link, worker.session)
+
+
+async def store_process(settings: Settings, registry: CollectorRegistry) -> Process:
+    if is_sqlite(settings.database_url):
+        raise NotConfigured("`alertdesk store` needs ALERTDESK_DATABASE_URL=postgresql+asyncpg://… (not SQLite)")
+    metrics = BrokerMetrics(registry, "store")
+    link = broker(settings, "store", metrics)
+    engines = create_engines(settings.database_url, schema=settings.database_schema)
+    try:
+        await upgrade_alone(engines)
+    except (SQLAlchemyError, OSError) as exc:
+        await engines.dispose()
+        raise Unavailable(f"cannot upgrade the database schema: {exc.__class__.__name__}: {exc}") from exc
+    policy = load_policy(settings.policy)
+    store = TicketStore(engines, Lifecycle(policy), now=utc_now)
+    stage = StoreStage(store, topology(settings), StoreMetrics(registry), metrics, now=utc_now)
+    worker = PartitionWorker(topology(settings), worker_config(settings, Stream.TICKETS, "store"), stage, metrics)
+    app = web.Application(middlewares=[json_errors])
+    api = api_config(settings)
+    if not api.tokens:
+        logger.warning("operator actions on /api are open: set ALERTDESK_API_TOKEN to require a token")
+    app.add_routes(ticket_api(store, TicketQueries(engines), api))
+    app.add_routes(health_routes({"broker": worker.ready, "store": store.ping}, registry))
+
+    async def chores(_: web.Application) -> AsyncIterator[None]:
+        async with background(store, engines, policy, settings, registry, utc_now):
+            yield
+
+    app.cleanup_ctx.append(chores)
+    return Process(app, link, worker.session, close=engines.dispose)

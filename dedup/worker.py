@@ -1,0 +1,86 @@
+"""The dedup worker: a window of alerts from the partitions it holds → folded ticket commands, confirmed downstream.
+
+Per window: decode each alert, fold (the same pure `fold` as the embedded mode), publish the commands of each
+partition, in order, as one message to the same partition of the tickets stream (one message per partition and
+window, not per command: the broker's work on that hop shrinks with the window), wait for the broker's
+confirms, and only then ack the alerts. A message that
+can never be an alert goes to the dead-letter exchange with its reason, then is acked. A transient failure
+(publish refused, no confirm in time) retries the window in-process; the inputs are never requeued. If the
+retry republishes a command the broker had in fact taken, the store applies its alert ids once anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+
+from pydantic import TypeAdapter
+
+from dedup.broker import encode_all
+from dedup.broker_metrics import BrokerMetrics
+from dedup.fold import fold
+from dedup.metrics import DedupMetrics
+from dedup.partitions import partition_of
+from dedup.topology import Stream, Topology
+from dedup.window import Delivery, Unreadable, Window, dead_letter, decode_all, until_done
+from normalizers.schema import Alert, TicketCommand
+
+STAGE = "dedup"
+ALERT = TypeAdapter(Alert)
+
+
+class DedupStage:
+    """The handler `PartitionWorker` calls with each window of the alerts stream."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        dedup_metrics: DedupMetrics,
+        metrics: BrokerMetrics,
+        *,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._topology = topology
+        self._dedup_metrics = dedup_metrics
+        self._metrics = metrics
+        self._now = now
+        self._exchange = topology.exchange(Stream.TICKETS)
+
+    async def __call__(self, window: Window) -> None:
+        decoded = decode_all(window, ALERT)
+        commands: list[TicketCommand] = []
+
+        async def publish(live: list[Delivery]) -> None:
+            nonlocal commands
+            commands = fold(a for d in live if isinstance(a := decoded[id(d)], Alert))
+            by_partition: dict[int, list[TicketCommand]] = {}
+            for command in commands:
+                by_partition.setdefault(partition_of(command.dedup_key, self._topology.partitions), []).append(command)
+            await asyncio.gather(
+                *(
+                    window.sender.send(self._exchange, str(p), encode_all(batch, batch[0].alert.id))
+                    for p, batch in by_partition.items()
+                )
+            )
+
+        async def reject(live: list[Delivery]) -> None:
+            for d in live:
+                unreadable = decoded[id(d)]
+                if isinstance(unreadable, Unreadable):
+                    await dead_letter(window.sender, self._topology, d, unreadable.reason, STAGE)
+
+        done = await until_done(window, publish, self._metrics, "publishing ticket commands")
+        await until_done(window, reject, self._metrics, "dead-lettering invalid alerts")
+        if done:
+            self._count([decoded[id(d)] for d in done], commands)
+
+    def _count(self, handled: list[Alert | Unreadable], commands: list[TicketCommand]) -> None:
+        alerts = [a for a in handled if isinstance(a, Alert)]
+        now = self._now()
+        for alert in alerts:
+            self._dedup_metrics.alerts_in.labels(alert.source.value).inc()
+            self._metrics.lag_seconds.observe(max((now - alert.received_at).total_seconds(), 0.0))
+        for cmd in commands:
+            self._dedup_metrics.commands_out.labels(cmd.alert.kind.value).inc()
+        self._metrics.dead_lettered.inc(len(handled) - len(alerts))

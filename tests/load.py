@@ -1,0 +1,137 @@
+"""A realistic alert load with known expectations, and the exactly-once check of what the pipeline made of it."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from tests.cluster import Pipeline, applied_count, eventually, post_until_accepted, query
+
+MAX_EPISODES = 2  # a key resolved 3 times within the hour would be flapping: one ticket, not one per episode
+
+
+@dataclass
+class Key:
+    """One problem source (a Nagios service, a Zabbix trigger, an Orion object) and what was accepted for it."""
+
+    source: str
+    index: int
+    episode: int = 0
+    open: bool = False
+    problems: int = 0
+    episodes: int = 0
+    dedup_key: str = ""
+
+    def body(self, problem: bool) -> dict[str, Any]:
+        i, ep = self.index, str(100_000 + 1000 * self.index + self.episode)
+        if self.source == "nagios":
+            return {
+                "NOTIFICATIONTYPE": "PROBLEM" if problem else "RECOVERY",
+                "HOSTNAME": f"web-{i:03d}",
+                "HOSTADDRESS": f"10.20.{i // 250}.{i % 250}",
+                "SERVICEDESC": "DISK /var",
+                "SERVICESTATE": "CRITICAL" if problem else "OK",
+                "SERVICEOUTPUT": "DISK CRITICAL - free space: /var 812 MB (3.9% inode=88%);" if problem else "DISK OK",
+                "SERVICEPROBLEMID": ep if problem else "0",
+                "LASTSERVICEPROBLEMID": "0" if problem else ep,
+                "pd_nagios_object": "service",
+            }
+        if self.source == "zabbix":
+            return {
+                "EVENT.SOURCE": "0",
+                "EVENT.ID": ep,
+                "EVENT.VALUE": "1" if problem else "0",
+                "EVENT.UPDATE.STATUS": "0",
+                "EVENT.NSEVERITY": "4",
+                "EVENT.NAME": "High CPU utilization (over 90% for 5m)",
+                "TRIGGER.ID": str(30000 + i),
+                "HOST.HOST": f"db-fr-par-{i:03d}",
+                "HOST.IP": f"10.30.{i // 250}.{i % 250}",
+                "EVENT.UPDATE.ACTION": "{EVENT.UPDATE.ACTION}",
+            }
+        return {
+            "event_type": "trigger" if problem else "reset",
+            "AlertObjectID": str(5000 + i),
+            "AlertActiveID": ep,
+            "AlertName": "Interface down",
+            "AlertMessage": f"Interface Gi1/0/24 on CORE-SW-{i:03d} is down",
+            "Severity": "Critical",
+            "NodeName": f"CORE-SW-{i:03d}",
+            "ObjectType": "Interface",
+        }
+
+
+def keys(count: int) -> list[Key]:
+    sources = ("nagios", "zabbix", "solarwinds")
+    return [Key(sources[i % 3], i) for i in range(count)]
+
+
+@dataclass
+class Load:
+    """Alerts sent so far and the alert ids answered 202; each key is driven by one connection, in order."""
+
+    sent: int = 0
+    accepted: list[str] = field(default_factory=list)
+    _waiting: list[tuple[int, asyncio.Event]] = field(default_factory=list)
+
+    def count_one(self) -> None:
+        self.sent += 1
+        for n, event in self._waiting:
+            if self.sent >= n:
+                event.set()
+
+    async def reached(self, n: int) -> None:
+        """Wait until `n` alerts have been sent (to break something in the middle of a run)."""
+        event = asyncio.Event()
+        self._waiting.append((n, event))
+        if self.sent >= n:
+            event.set()
+        await event.wait()
+
+
+async def drive(
+    base: str, load_keys: list[Key], total: int, load: Load, *, connections: int = 32, seed: int = 7
+) -> None:
+    """Send `total` alerts, retrying a 503 with the same Idempotency-Key as the shipped sender templates do."""
+
+    async def connection(own: list[Key], rng: random.Random, session: aiohttp.ClientSession) -> None:
+        while load.sent < total:
+            load.count_one()
+            key = rng.choice(own)
+            problem = not key.open or key.episode >= MAX_EPISODES or rng.random() > 0.1
+            if problem and not key.open:
+                key.episode += 1
+            answer = await post_until_accepted(session, base, key.source, key.body(problem), f"{seed}-{uuid.uuid4()}")
+            load.accepted.append(answer["alert_id"])
+            key.dedup_key = answer["dedup_key"]
+            if problem:
+                key.problems += 1
+                key.episodes += 0 if key.open else 1
+            key.open = problem
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as session:
+        shards = [load_keys[c::connections] for c in range(connections)]
+        await asyncio.gather(*(connection(s, random.Random(seed + n), session) for n, s in enumerate(shards) if s))
+
+
+async def check_exactly_once(pipeline: Pipeline, load_keys: list[Key], load: Load, within: float = 60.0) -> None:
+    """Every alert answered 202 applied once (per alert id), and each key's tickets count exactly its problems."""
+
+    async def drained() -> bool:
+        return await applied_count(pipeline.schema) >= len(load.accepted)
+
+    await eventually(drained, within, lambda: f"not drained: {len(load.accepted)} accepted\n{pipeline.logs()}")
+    applied = [r["alert_id"] for r in await query(pipeline.schema, "SELECT alert_id FROM processed_alerts")]
+    assert len(applied) == len(set(applied))
+    assert set(applied) == set(load.accepted)
+    rows = await query(
+        pipeline.schema, "SELECT dedup_key, count(*) AS n, sum(occurrences) AS occ FROM tickets GROUP BY 1"
+    )
+    by_key = {r["dedup_key"]: (r["n"], r["occ"]) for r in rows}
+    wrong = [k for k in load_keys if k.problems and by_key.get(k.dedup_key) != (k.episodes, k.problems)]
+    assert not wrong, [(k.dedup_key, by_key.get(k.dedup_key), (k.episodes, k.problems)) for k in wrong[:5]]

@@ -1,0 +1,86 @@
+"""The store worker: a window of ticket-command messages from the partitions it holds → one transaction, then ack.
+
+`TicketStore.apply_batch` skips alert ids it has already applied, in the same transaction, so a command
+delivered twice (a redelivery after a crash, a dedup retry) changes nothing the second time; the ack follows the
+commit. Database down (`Unavailable`): the window is retried in-process with backoff and nothing is acked, so the
+prefetch fills and the worker stops taking messages — the backlog waits in RabbitMQ, no delivery is burnt on a
+requeue — and drains once the database answers. A command that can never be applied (or never decoded) goes to
+the dead-letter exchange with its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from pydantic import TypeAdapter
+
+from dedup.broker_metrics import BrokerMetrics
+from dedup.topology import Topology
+from dedup.window import Delivery, Unreadable, Window, dead_letter, decode_all, until_done
+from normalizers.schema import TicketCommand
+from ticketstore.metrics import StoreMetrics
+from ticketstore.store import Applied, TicketStore
+
+STAGE = "store"
+COMMANDS = TypeAdapter(list[TicketCommand])  # a tickets message: one window's commands for one partition
+
+
+class StoreStage:
+    """The handler `PartitionWorker` calls with each window of the tickets stream."""
+
+    def __init__(
+        self,
+        store: TicketStore,
+        topology: Topology,
+        store_metrics: StoreMetrics,
+        metrics: BrokerMetrics,
+        *,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._store = store
+        self._topology = topology
+        self._store_metrics = store_metrics
+        self._metrics = metrics
+        self._now = now
+
+    async def __call__(self, window: Window) -> None:
+        decoded = decode_all(window, COMMANDS)
+        applied: list[tuple[Delivery, TicketCommand, Applied]] = []
+
+        async def apply(live: list[Delivery]) -> None:
+            nonlocal applied
+            pairs = [(d, c) for d in live if not isinstance(cs := decoded[id(d)], Unreadable) for c in cs]
+            results = await self._store.apply_batch([c for _, c in pairs]) if pairs else []
+            applied = [(d, c, r) for (d, c), r in zip(pairs, results, strict=True)]
+
+        done = await until_done(window, apply, self._metrics, "applying ticket commands")
+        if not done:
+            return  # fenced: every delivery's channel died; they are redelivered to the partitions' next consumer
+        self._record(applied)
+        undecodable = [(d, u.reason) for d in done if isinstance(u := decoded[id(d)], Unreadable)]
+        unapplicable = [(d, c, r.dead_letter) for d, c, r in applied if r.dead_letter is not None]
+        self._store_metrics.dead_letters.labels(STAGE).inc(len(undecodable))  # apply_batch's: counted by `record`
+
+        async def reject(live: list[Delivery]) -> None:
+            alive = {id(d) for d in live}
+            for d, reason in undecodable:
+                if id(d) in alive:
+                    await dead_letter(window.sender, self._topology, d, reason, STAGE)
+            for d, command, reason in unapplicable:
+                if id(d) in alive:
+                    body = COMMANDS.dump_json([command])  # only that command: the others of its message applied
+                    await dead_letter(
+                        window.sender, self._topology, d, reason, STAGE, body=body, message_id=command.alert.id
+                    )
+
+        if undecodable or unapplicable:
+            await until_done(window, reject, self._metrics, "dead-lettering ticket commands")
+            self._metrics.dead_lettered.inc(len(undecodable) + len(unapplicable))
+
+    def _record(self, applied: list[tuple[Delivery, TicketCommand, Applied]]) -> None:
+        committed_at = self._now()
+        self._store_metrics.record([c for _, c, _ in applied], [r for _, _, r in applied], committed_at)
+        for _, command, result in applied:
+            if result.new_alerts:
+                self._metrics.lag_seconds.observe(max((committed_at - command.first_received_at).total_seconds(), 0.0))
