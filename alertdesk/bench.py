@@ -211,12 +211,15 @@ async def _drive(host: str, port: int, args: argparse.Namespace) -> int:
     for key in keys:
         got = by_key.get(_dedup_key(key), [])
         occurrences = sum(int(str(t["occurrences"])) for t in got)
-        if occurrences != key.problems_accepted or len(got) != key.episodes_opened:
+        # A run is shorter than the flapping window: from the 4th episode on the key flaps, and its latest ticket
+        # stays active instead of new ones opening.
+        expected_tickets = min(key.episodes_opened, FLAPPING_CYCLES)
+        if occurrences != key.problems_accepted or len(got) != expected_tickets:
             wrong += 1
             if wrong <= 5:
                 print(
                     f"MISMATCH {_dedup_key(key)}: {len(got)} tickets / {occurrences} occurrences, "
-                    f"expected {key.episodes_opened} / {key.problems_accepted}"
+                    f"expected {expected_tickets} / {key.problems_accepted}"
                 )
     accepted = sum(k.problems_accepted for k in keys)
     print(

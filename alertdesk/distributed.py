@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from alertdesk import server
@@ -35,7 +34,7 @@ from dedup.worker import DedupStage
 from ingest import IngestMetrics, json_errors, open_sources, webhook_routes
 from normalizers.schema import AlertdeskError, Unavailable
 from ticketstore.api import ticket_api
-from ticketstore.db import Engines, create_engines, is_sqlite
+from ticketstore.db import create_engines, is_sqlite
 from ticketstore.lifecycle import Lifecycle
 from ticketstore.metrics import StoreMetrics
 from ticketstore.migrate import upgrade
@@ -45,8 +44,6 @@ from ticketstore.store import TicketStore
 from ticketstore.worker import StoreStage
 
 logger = logging.getLogger(__name__)
-
-MIGRATION_LOCK = 0x616C_6572_7464_736B  # "alertdsk": the advisory lock key of schema upgrades
 
 
 class NotConfigured(AlertdeskError):
@@ -109,16 +106,6 @@ async def run_stage(stage: str, settings: Settings) -> int:
     return 0
 
 
-async def upgrade_alone(engines: Engines) -> None:
-    """Upgrade the schema under a PostgreSQL advisory lock: store workers started together migrate one at a time."""
-    async with engines.write.connect() as lock:
-        await lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
-        try:
-            await upgrade(engines.write)
-        finally:
-            await lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
-
-
 async def ingest_process(settings: Settings, registry: CollectorRegistry) -> Process:
     metrics = BrokerMetrics(registry, "ingest")
     publisher = AmqpPublisher(topology(settings), metrics, timeout=settings.publish_timeout)
@@ -148,7 +135,7 @@ async def store_process(settings: Settings, registry: CollectorRegistry) -> Proc
     link = broker(settings, "store", metrics)
     engines = create_engines(settings.database_url, schema=settings.database_schema)
     try:
-        await upgrade_alone(engines)
+        await upgrade(engines.write)
     except (SQLAlchemyError, OSError) as exc:
         await engines.dispose()
         raise Unavailable(f"cannot upgrade the database schema: {exc.__class__.__name__}: {exc}") from exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
@@ -83,10 +84,10 @@ class EmbeddedPipeline:
     async def _commit(self, batch: list[_Pending]) -> None:
         alerts = [alert for alert, _ in batch]
         commands = fold(alerts)
-        for alert in alerts:
-            self._dedup_metrics.alerts_in.labels(alert.source.value).inc()
-        for cmd in commands:
-            self._dedup_metrics.commands_out.labels(cmd.alert.kind.value).inc()
+        for source, count in Counter(alert.source.value for alert in alerts).items():
+            self._dedup_metrics.alerts_in.labels(source).inc(count)
+        for kind, count in Counter(cmd.alert.kind.value for cmd in commands).items():
+            self._dedup_metrics.commands_out.labels(kind).inc(count)
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(Unavailable),

@@ -26,7 +26,7 @@ def fold(alerts: Iterable[Alert]) -> list[TicketCommand]:
         if index is not None and alert.kind is Kind.PROBLEM:
             run = commands[index]
             if run.alert.episode_id == alert.episode_id:
-                commands[index] = TicketCommand(
+                commands[index] = TicketCommand.model_construct(  # from validated parts
                     alert=alert,
                     alert_ids=(*run.alert_ids, alert.id),
                     peak_severity=highest(run.peak_severity, alert.severity),

@@ -122,6 +122,8 @@ class _Keys:
 
     def __call__(self, *macros: str) -> tuple[str, ...]:
         names = _spellings(macros, self._snake_first)
+        if names[0] in self._body:  # the usual case: already in the order the sender spelled it
+            return names
         body = self._body
         return (*(n for n in names if n in body), *(n for n in names if n not in body))
 

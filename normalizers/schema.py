@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -141,15 +142,15 @@ class TicketCommand(BaseModel):
 
     @classmethod
     def single(cls, alert: Alert) -> TicketCommand:
-        return cls(
+        # built from a validated Alert: nothing to check again (this runs once per alert)
+        return cls.model_construct(
             alert=alert, alert_ids=(alert.id,), peak_severity=alert.severity, first_received_at=alert.received_at
         )
 
 
-class Envelope(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
     """What ingest knows about a delivery besides its body; normalizers build the `Alert` inside it."""
-
-    model_config = ConfigDict(frozen=True)
 
     source: Source
     instance: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter as Counter_
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -50,18 +51,29 @@ class StoreMetrics:
         )
 
     def record(self, commands: Iterable[TicketCommand], results: Iterable[Applied], committed_at: datetime) -> None:
-        count = 0
+        """Count one batch; each labelled series is touched once per batch, not once per alert."""
+        applied: Counter_[str] = Counter_()
+        opened: Counter_[str] = Counter_()
+        resolved: Counter_[str] = Counter_()
+        duplicates = dead = count = 0
         for cmd, result in zip(commands, results, strict=True):
             count += 1
             if result.dead_letter is not None:
-                self.dead_letters.labels("store").inc()
+                dead += 1
                 continue
-            self.duplicates.inc(len(result.alert_ids) - result.new_alerts)
+            duplicates += len(result.alert_ids) - result.new_alerts
             if result.new_alerts:
-                self.applied.labels(cmd.alert.kind.value).inc(result.new_alerts)
+                applied[cmd.alert.kind.value] += result.new_alerts
                 self.latency.observe(max((committed_at - cmd.first_received_at).total_seconds(), 0.0))
             if result.opened and result.severity:
-                self.opened.labels(result.severity).inc()
+                opened[result.severity] += 1
             if result.resolved and result.severity:
-                self.resolved.labels(result.severity).inc()
+                resolved[result.severity] += 1
+        for counter, counts in ((self.applied, applied), (self.opened, opened), (self.resolved, resolved)):
+            for label, n in counts.items():
+                counter.labels(label).inc(n)
+        if duplicates:
+            self.duplicates.inc(duplicates)
+        if dead:
+            self.dead_letters.labels("store").inc(dead)
         self.batch_size.observe(count)

@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from normalizers.schema import AlertdeskError
@@ -38,9 +39,17 @@ def head() -> str:
     return head
 
 
+_LOCK = 0x616C_6572_7464_736B  # "alertdsk": the PostgreSQL advisory lock key of schema upgrades
+
+
 async def upgrade(engine: AsyncEngine) -> str:
-    """Bring the schema to this code's head; return the revision. Raises `SchemaTooNew`."""
+    """Bring the schema to this code's head; return the revision. Raises `SchemaTooNew`.
+
+    On PostgreSQL the upgrade holds an advisory lock, so store workers started together migrate one at a time.
+    """
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
         return await conn.run_sync(_upgrade)
 
 

@@ -184,7 +184,13 @@ class TicketStore:
             return await self._run(lambda conn: self._transaction(conn, commands))
         except IntegrityError:
             logger.info("lost a race on %d command(s); retrying once", len(commands))
-            return await self._run(lambda conn: self._transaction(conn, commands))
+        except DBAPIError as exc:
+            if "InvalidCachedStatement" not in type(exc.orig).__name__:
+                raise
+            # asyncpg's prepared statements went stale after a schema change (a migration, an operator's ALTER):
+            # SQLAlchemy has dropped its cache, so the same transaction now works.
+            logger.info("statement cache invalidated by a schema change; retrying once")
+        return await self._run(lambda conn: self._transaction(conn, commands))
 
     def _transaction(self, conn: Connection, commands: Sequence[TicketCommand]) -> list[Applied]:
         now, policy = self._now(), self._lifecycle.policy
