@@ -139,13 +139,14 @@ class Lifecycle:
 
         active.occurrences += count
         active.last_seen = max(active.last_seen, at)
+        was_ok = active.last_state_ok
         active.record_state(at, ok=False)
         if cmd.peak_severity is not None and cmd.peak_severity is not a.severity:
             active.change_severity(at, cmd.peak_severity, self.policy, a.source.value)  # a folded run peaked higher
         if a.severity is not None:
             active.change_severity(at, a.severity, self.policy, a.source.value)
         self._follow_episode(state, active, a)
-        if active.flapping:
+        if active.flapping and was_ok:  # a state change is recorded; repeats only count, as on any ticket
             active.log(at, "problem", a.source.value, "problem while flapping")
         return Outcome(active)
 

@@ -136,6 +136,7 @@ class TicketRow:
             self.notify("resolved", at.isoformat())
         self.status = "resolved"
         self.resolved_at = at
+        self.record_state(at, ok=True)
         self.flapping = False
         self.next_escalation_at = None
         self.suppressed = False  # the downtime's end will find no active ticket to clear it
