@@ -79,6 +79,8 @@ def worker_config(settings: Settings, stream: Stream, stage: str) -> WorkerConfi
         window_count=settings.window_count,
         window_seconds=settings.window_ms / 1000,
         prefetch=settings.prefetch,
+        storm_rate=settings.storm_rate if stream is Stream.ALERTS else 0.0,
+        storm_seconds=settings.storm_window_ms / 1000,
         takeover_interval=settings.takeover_interval,
         publish_timeout=settings.publish_timeout,
     )

@@ -34,7 +34,13 @@ class Settings(BaseSettings):
     worker_count: int = Field(1, ge=1, description="dedup/store: how many workers of this stage share the partitions")
     window_count: int = Field(200, ge=1, description="dedup/store: most messages handled together in one window")
     window_ms: float = Field(20.0, ge=0, description="dedup/store: longest wait (ms) for a window to fill")
-    prefetch: int = Field(500, ge=1, description="dedup/store: unacknowledged messages held per partition")
+    prefetch: int = Field(2000, ge=1, description="dedup/store: unacknowledged messages held per partition")
+    storm_rate: float = Field(
+        800.0, ge=0, description="dedup: alerts/s per worker above which windows hold longer to fold a storm (0: never)"
+    )
+    storm_window_ms: float = Field(
+        10_000.0, gt=0, description="dedup: window length in a storm (each ticket written about once per window)"
+    )
     takeover_interval: float = Field(
         2.0, gt=0, description="dedup/store: seconds between checks of the neighbour worker (takeover, handback)"
     )

@@ -38,6 +38,10 @@ class WorkerConfig:
     window_count: int = 200
     window_seconds: float = 0.02
     prefetch: int = 500
+    # Storm mode: above `storm_rate` deliveries/s the window holds for `storm_seconds` (bounded by the prefetch),
+    # so each key's repeats fold into one command per window and the store writes each ticket once per window.
+    storm_rate: float = 0.0  # 0: never
+    storm_seconds: float = 10.0
     takeover_interval: float = 2.0
     publish_timeout: float = 5.0
 
@@ -118,6 +122,23 @@ class PartitionWorker:
             self._metrics.queue_depth.set(depth)
 
 
+class StormGauge:
+    """The delivery rate, smoothed over about a second; a storm while it stays above the threshold."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self.rate = 0.0
+        self.storm = False
+
+    def observe(self, count: int, seconds: float) -> None:
+        if not self.threshold or seconds <= 0:
+            return
+        weight = min(seconds, 1.0)  # a long window counts fully, a 20 ms one for 2%
+        self.rate += weight * (count / seconds - self.rate)
+        # hysteresis: leave the storm only well below the threshold, so a storm does not flap in and out
+        self.storm = self.rate >= self.threshold if not self.storm else self.rate >= self.threshold / 2
+
+
 def _who(config: WorkerConfig) -> tuple[int, int]:
     return config.assignment.index, config.assignment.count
 
@@ -146,6 +167,9 @@ class _Consumer:
         self._pending: list[Delivery] = []
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
+        self._limit = config.window_count
+        self._rate = StormGauge(config.storm_rate)
+        self._arrivals = 0  # deliveries since the rate was last observed
 
     def holds(self, partition: int) -> bool:
         return partition in self._channels
@@ -168,8 +192,9 @@ class _Consumer:
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             self._pending.append(Delivery(partition, channel, message))
+            self._arrivals += 1
             self._arrived.set()
-            if len(self._pending) >= self._config.window_count:
+            if len(self._pending) >= self._limit:
                 self._full.set()
 
         channel.close_callbacks.add(closed)
@@ -188,14 +213,29 @@ class _Consumer:
 
     async def run(self) -> None:
         """Forever: wait for a first delivery, give the window its time or count, hand it to the stage, ack."""
+        loop = asyncio.get_running_loop()
+        observed = loop.time()
         while True:
             await self._arrived.wait()
-            if self._config.window_seconds > 0 and not self._full.is_set():
+            storm = self._rate.storm
+            seconds = self._config.storm_seconds if storm else self._config.window_seconds
+            # a storm window ends when the prefetch of every held partition is used up: no more can arrive
+            self._limit = self._config.prefetch * max(len(self._channels), 1) if storm else self._config.window_count
+            if len(self._pending) >= self._limit:
+                self._full.set()
+            if seconds > 0 and not self._full.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self._config.window_seconds)
+                    await asyncio.wait_for(self._full.wait(), seconds)
             batch, self._pending = self._pending, []
             self._arrived.clear()
             self._full.clear()
+            now = loop.time()
+            self._rate.observe(self._arrivals, now - observed)  # arrivals over wall time, idle gaps included
+            self._arrivals, observed = 0, now
+            if self._rate.storm != storm:
+                logger.warning(
+                    "alert storm %s (%.0f messages/s)", "begins" if self._rate.storm else "is over", self._rate.rate
+                )
             if batch:
                 await self._flush(Window(batch, self._sender))
 
