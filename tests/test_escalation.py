@@ -858,3 +858,38 @@ async def test_acknowledgements_racing_the_scanners_never_see_a_step_fire_after_
         assert pick(ticket, "status", "acknowledged_by") == ("in_progress", "jdupont")
         assert ticket["escalation_level"] == kinds.count("escalated")
         assert ticket["response_breached"] is ("escalated" in kinds)
+
+
+async def test_each_event_can_be_routed_to_its_own_channels(engines: Engines, clock: Clock) -> None:
+    policy = POLICY.model_copy(
+        update={
+            "severities": {
+                **POLICY.severities,
+                Severity.CRITICAL: POLICY.severities[Severity.CRITICAL].model_copy(
+                    update={"notify": {"opened": ("ops-slack",), "resolved": ("ops-hook", "ops-teams")}}
+                ),
+            }
+        }
+    )
+    desk = desk_for(engines, clock, policy)
+    t0 = clock()
+    await desk.send(nagios(clock, Kind.PROBLEM))
+    at(clock, t0, minutes=16)
+    await desk.scan()  # the response breach is not routed anywhere: no notification for it
+    await desk.send(nagios(clock, Kind.RECOVERY))
+
+    assert [(event, channel) for event, _, channel, _ in await desk.outbox()] == [
+        ("opened", "ops-slack"),
+        ("escalated", "ops-hook"),
+        ("resolved", "ops-hook"),
+        ("resolved", "ops-teams"),
+    ]
+
+
+def test_per_event_routing_names_only_known_events_and_channels() -> None:
+    base = "channels: {hook: {type: webhook, url: 'https://h.example'}}\nseverities:\n  critical:\n    priority: P1\n"
+    Policy.model_validate(yaml.safe_load(base + "    notify: {opened: [hook], resolved: [hook]}\n"))
+    with pytest.raises(ValueError, match="unknown channel"):
+        Policy.model_validate(yaml.safe_load(base + "    notify: {opened: [pager]}\n"))
+    with pytest.raises(ValueError, match="reopened"):
+        Policy.model_validate(yaml.safe_load(base + "    notify: {reopened: [hook]}\n"))

@@ -41,6 +41,9 @@ class Channel(BaseModel):
     url: str = Field(pattern=r"^https?://")
 
 
+Event = Literal["opened", "severity_raised", "sla_breached", "resolved"]
+
+
 class EscalationStep(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -55,9 +58,21 @@ class SeverityPolicy(BaseModel):
     priority: str = Field(pattern=r"^P[1-5]$")
     respond_within: Duration | None = None
     resolve_within: Duration | None = None
-    notify: tuple[str, ...] = ()  # on open, severity rise, SLA breach, resolve
+    # on open, severity rise, SLA breach and resolve: a list for all four, or a list per event, e.g.
+    # {opened: [ops-slack], resolved: [ops-hook]} (an event left out notifies nobody)
+    notify: tuple[str, ...] | dict[Event, tuple[str, ...]] = ()
     escalation: tuple[EscalationStep, ...] = ()  # while unacknowledged, counted from opening
     business_hours: bool = False  # count deadlines and steps in the policy's business hours only
+
+    def channels_for(self, event: str) -> tuple[str, ...]:
+        if isinstance(self.notify, dict):
+            return next((names for name, names in self.notify.items() if name == event), ())
+        return self.notify
+
+    def all_channels(self) -> tuple[str, ...]:
+        if isinstance(self.notify, dict):
+            return tuple(n for names in self.notify.values() for n in names)
+        return self.notify
 
     @model_validator(mode="after")
     def _steps_in_order(self) -> SeverityPolicy:
@@ -142,7 +157,7 @@ class Policy(BaseModel):
     @model_validator(mode="after")
     def _channels_exist(self) -> Policy:
         for severity, rule in self.severities.items():
-            names = [*rule.notify, *(n for step in rule.escalation for n in step.notify)]
+            names = [*rule.all_channels(), *(n for step in rule.escalation for n in step.notify)]
             unknown = sorted(set(names) - self.channels.keys())
             if unknown:
                 raise ValueError(f"severities.{severity.value}: unknown channel(s) {', '.join(unknown)}")

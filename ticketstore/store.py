@@ -359,7 +359,7 @@ def _notifications(ticket: TicketRow, policy: Policy, now: datetime) -> list[dic
         if notice.event == "escalated":
             channels = rule.escalation[notice.level - 1].notify if 0 < notice.level <= len(rule.escalation) else ()
         else:
-            channels = rule.notify
+            channels = rule.channels_for(notice.event)
         if channels and payload is None:
             payload = TicketView.from_columns(ticket.values()).model_dump_json()
         for channel in channels:
