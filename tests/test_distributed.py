@@ -229,14 +229,14 @@ async def test_1000_concurrent_identical_new_problems_make_one_ticket(pipeline: 
 async def test_kill_9_of_a_dedup_and_a_store_worker_during_a_run_applies_every_alert_once(pipeline: Pipeline) -> None:
     await pipeline.start(workers=2)
     await split_between_two(pipeline)
-    load_keys, load, total = keys(150), Load(), 4000
+    load_keys, load, total = keys(150), Load(), 10_000
 
     async def chaos() -> None:
         for threshold, action in (
-            (1000, lambda: pipeline.dedup[1].stop(signal.SIGKILL)),
-            (1700, lambda: pipeline.store[1].stop(signal.SIGKILL)),
-            (2400, lambda: pipeline.dedup.__setitem__(1, restart(pipeline.dedup[1]))),
-            (2400, lambda: pipeline.store.__setitem__(1, restart(pipeline.store[1]))),
+            (2500, lambda: pipeline.dedup[1].stop(signal.SIGKILL)),
+            (4250, lambda: pipeline.store[1].stop(signal.SIGKILL)),
+            (6000, lambda: pipeline.dedup.__setitem__(1, restart(pipeline.dedup[1]))),
+            (6000, lambda: pipeline.store.__setitem__(1, restart(pipeline.store[1]))),
         ):
             await load.reached(threshold)
             await asyncio.to_thread(action)
@@ -291,7 +291,10 @@ async def test_ingest_recovers_by_itself_when_the_broker_comes_back(pipeline: Pi
     await broker.stop()
 
 
-async def test_database_outage_backlog_waits_in_rabbitmq_then_drains_once(pipeline: Pipeline) -> None:
+@pytest.mark.parametrize(
+    "outage", [10, pytest.param(180, marks=pytest.mark.timeout(420), id="3-minutes")], ids=lambda s: f"{s}s"
+)
+async def test_database_outage_backlog_waits_in_rabbitmq_then_drains_once(pipeline: Pipeline, outage: int) -> None:
     database = await TcpProxy(5432).start()
     pipeline.database_url = PG_URL.replace("127.0.0.1:5432", f"127.0.0.1:{database.port}")
     await pipeline.start(workers=1)
@@ -309,7 +312,7 @@ async def test_database_outage_backlog_waits_in_rabbitmq_then_drains_once(pipeli
         )
 
     await eventually(held_in_rabbitmq, 15, lambda: f"no backlog in RabbitMQ\n{pipeline.logs()}")
-    await asyncio.sleep(8)  # about ten seconds without a database
+    await asyncio.sleep(outage - 2)  # the database stays away for `outage` seconds in all
     assert await applied_count(pipeline.schema) == 100
     await database.start()
     await check_exactly_once(pipeline, load_keys, load)
