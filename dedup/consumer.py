@@ -122,6 +122,9 @@ class PartitionWorker:
             self._metrics.queue_depth.set(depth)
 
 
+STORM_PAUSE = 0.5  # seconds without an arrival that end a storm window early
+
+
 class StormGauge:
     """The delivery rate, smoothed over about a second; a storm while it stays above the threshold."""
 
@@ -223,7 +226,9 @@ class _Consumer:
             self._limit = self._config.prefetch * max(len(self._channels), 1) if storm else self._config.window_count
             if len(self._pending) >= self._limit:
                 self._full.set()
-            if seconds > 0 and not self._full.is_set():
+            if storm:
+                await self._hold(seconds)
+            elif seconds > 0 and not self._full.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), seconds)
             batch, self._pending = self._pending, []
@@ -238,6 +243,17 @@ class _Consumer:
                 )
             if batch:
                 await self._flush(Window(batch, self._sender))
+
+    async def _hold(self, seconds: float) -> None:
+        """A storm window: until full, `seconds` passed, or a pause in arrivals (the storm is over: don't sit on it)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not self._full.is_set() and (left := deadline - loop.time()) > 0:
+            before = self._arrivals
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full.wait(), min(left, STORM_PAUSE))
+            if self._arrivals == before:
+                return
 
     async def _flush(self, window: Window) -> None:
         self._metrics.received.inc(len(window.deliveries))
