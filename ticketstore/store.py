@@ -9,24 +9,23 @@ redelivery or a client retry change nothing the second time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
-from normalizers.schema import Kind, Severity, TicketCommand, Unavailable
+from normalizers.schema import Kind, TicketCommand, Unavailable
+from ticketstore import rows
 from ticketstore import tables as t
 from ticketstore.db import Engines
 from ticketstore.escalation import review
-from ticketstore.lifecycle import KeyState, Lifecycle, Outcome
+from ticketstore.lifecycle import Lifecycle, Outcome
 from ticketstore.operator import Action, Conflict, TicketNotFound
-from ticketstore.policy import Policy
-from ticketstore.ticket import Notice, TicketRow, ticket_number
-from ticketstore.views import TicketView
+from ticketstore.ticket import Notice, TicketRow
 
 logger = logging.getLogger(__name__)
 
@@ -90,22 +89,22 @@ class TicketStore:
         c = t.tickets.c
         with _translate():
             async with self._engines.read.connect() as conn:
-                rows = await conn.execute(select(c.status, c.severity, func.count()).group_by(c.status, c.severity))
-                return {(status, severity): int(count) for status, severity, count in rows}
+                counted = await conn.execute(select(c.status, c.severity, func.count()).group_by(c.status, c.severity))
+                return {(status, severity): int(count) for status, severity, count in counted}
 
     async def act(self, ticket_id: int, action: Action) -> None:
         """Run an operator action on one ticket, locked for update, and write it with its history."""
         now, policy = self._now(), self._lifecycle.policy
 
         def run(conn: Connection) -> None:
-            row = conn.execute(_for_update(conn, select(t.tickets).where(t.tickets.c.id == ticket_id))).first()
+            row = conn.execute(rows.for_update(conn, select(t.tickets).where(t.tickets.c.id == ticket_id))).first()
             if row is None:
                 raise TicketNotFound(ticket_id)
             ticket = TicketRow.from_row(row)
             before = {id(ticket): ticket.values()}
             action(ticket, now, policy)
             try:
-                _write(conn, policy, [], _changes([ticket], before), [ticket], [], [], now)
+                rows.write(conn, policy, [], rows.changes([ticket], before), [ticket], [], [], now)
             except IntegrityError:
                 raise Conflict(f"another ticket is already active for {ticket.dedup_key}") from None
 
@@ -138,7 +137,7 @@ class TicketStore:
             before = {id(x): x.values() for x in tickets}
             changed = [x for x in tickets if review(x, policy, now)]
             fired = [(notice, x.peak_severity) for x in changed for notice in x.notices]
-            _write(conn, policy, [], _changes(changed, before), changed, [], [], now)
+            rows.write(conn, policy, [], rows.changes(changed, before), changed, [], [], now)
             return fired
 
         return await self._run(run)
@@ -158,11 +157,11 @@ class TicketStore:
         now, policy = self._now(), self._lifecycle.policy
 
         def run(conn: Connection) -> int:
-            rows = conn.execute(_for_update(conn, select(t.tickets).where(t.tickets.c.flapping)))
-            tickets = [TicketRow.from_row(r) for r in rows]
+            found = conn.execute(rows.for_update(conn, select(t.tickets).where(t.tickets.c.flapping)))
+            tickets = [TicketRow.from_row(r) for r in found]
             before = {id(x): x.values() for x in tickets}
             changed = [x for x in tickets if self._lifecycle.settle_flapping(x, now)]
-            _write(conn, policy, [], _changes(tickets, before), tickets, [], [], now)
+            rows.write(conn, policy, [], rows.changes(tickets, before), tickets, [], [], now)
             return len(changed)
 
         return await self._run(run)
@@ -194,8 +193,8 @@ class TicketStore:
 
     def _transaction(self, conn: Connection, commands: Sequence[TicketCommand]) -> list[Applied]:
         now, policy = self._now(), self._lifecycle.policy
-        done = _processed(conn, [i for c in commands for i in c.alert_ids])
-        states, loaded = _load(conn, commands, policy.longest_flapping_window())
+        done = rows.processed(conn, [i for c in commands for i in c.alert_ids])
+        states, loaded = rows.load(conn, commands, policy.longest_flapping_window())
         before = {id(x): x.values() for x in loaded}
         applied: list[tuple[TicketCommand, Outcome | None, int]] = []
         new_tickets: list[TicketRow] = []
@@ -213,7 +212,9 @@ class TicketStore:
             processed.extend((i, outcome.ticket, kind.value) for i in fresh)
             applied.append((cmd, outcome, len(fresh)))
         links = [(key, ep, ticket) for key, s in states.items() for ep, ticket in s.new_episodes]
-        _write(conn, policy, new_tickets, _changes(loaded, before), [*loaded, *new_tickets], links, processed, now)
+        rows.write(
+            conn, policy, new_tickets, rows.changes(loaded, before), [*loaded, *new_tickets], links, processed, now
+        )
         return [_applied(cmd, outcome, fresh) for cmd, outcome, fresh in applied]
 
     async def _dead_letter(self, cmd: TicketCommand, exc: Exception) -> Applied:
@@ -231,166 +232,6 @@ def _applied(cmd: TicketCommand, outcome: Outcome | None, fresh: int) -> Applied
     return Applied(
         cmd.alert_ids, ticket.id, fresh, opened=outcome.opened, resolved=outcome.resolved, severity=ticket.severity
     )
-
-
-# --- loading ----------------------------------------------------------------------------------------------
-
-
-def _processed(conn: Connection, alert_ids: list[str]) -> set[str]:
-    if not alert_ids:
-        return set()
-    column = t.processed_alerts.c.alert_id
-    rows = conn.execute(select(column).where(column.in_(alert_ids)))
-    return {r[0] for r in rows}
-
-
-def _load(
-    conn: Connection, commands: Sequence[TicketCommand], flap_window: timedelta
-) -> tuple[dict[str, KeyState], list[TicketRow]]:
-    """Each key's latest ticket (locked), the tickets of the episodes mentioned, recent resolutions."""
-    keys = list(dict.fromkeys(c.dedup_key for c in commands))
-    c = t.tickets.c
-    newest = select(func.max(c.id)).where(c.dedup_key.in_(keys)).group_by(c.dedup_key)
-    by_id = {
-        r.id: TicketRow.from_row(r) for r in conn.execute(_for_update(conn, select(t.tickets).where(c.id.in_(newest))))
-    }
-    states = {key: KeyState() for key in keys}
-    for ticket in by_id.values():
-        states[ticket.dedup_key].latest = ticket
-
-    wanted = {(cmd.dedup_key, cmd.alert.episode_id) for cmd in commands if cmd.alert.episode_id is not None}
-    if wanted:
-        e = t.episodes.c
-        links = (
-            conn.execute(
-                select(e.dedup_key, e.episode_id, e.ticket_id).where(tuple_(e.dedup_key, e.episode_id).in_(wanted))
-            )
-        ).all()
-        missing = {link.ticket_id for link in links} - by_id.keys()
-        if missing:
-            rows = conn.execute(_for_update(conn, select(t.tickets).where(c.id.in_(missing))))
-            by_id.update({r.id: TicketRow.from_row(r) for r in rows})
-        for link in links:
-            states[link.dedup_key].episodes[link.episode_id] = by_id[link.ticket_id]
-
-    idle = [key for key, s in states.items() if s.latest is not None and not s.latest.active]
-    if idle:
-        oldest = min(cmd.alert.received_at for cmd in commands) - flap_window
-        rows = conn.execute(select(c.dedup_key, c.resolved_at).where(c.dedup_key.in_(idle), c.resolved_at >= oldest))
-        for row in rows:
-            states[row.dedup_key].recent_resolutions.append(row.resolved_at)
-    return states, list(by_id.values())
-
-
-def _for_update(conn: Connection, query: Any) -> Any:
-    return query if conn.dialect.name == "sqlite" else query.with_for_update()
-
-
-# --- writing ----------------------------------------------------------------------------------------------
-
-Changes = dict[tuple[str, ...], list[dict[str, Any]]]  # changed columns -> one parameter set per ticket
-
-
-def _changes(tickets: Iterable[TicketRow], before: dict[int, dict[str, Any]]) -> Changes:
-    """The columns each ticket changed, grouped so each group is one executemany: a repeat writes two columns."""
-    groups: Changes = {}
-    for ticket in tickets:
-        old = before[id(ticket)]
-        changed = {k: v for k, v in ticket.values().items() if old[k] != v}
-        if changed:
-            groups.setdefault(tuple(sorted(changed)), []).append(
-                {"b_id": ticket.id, **{f"b_{k}": v for k, v in changed.items()}}
-            )
-    return groups
-
-
-def _update(columns: tuple[str, ...]) -> Any:
-    return (
-        update(t.tickets).where(t.tickets.c.id == bindparam("b_id")).values({c: bindparam(f"b_{c}") for c in columns})
-    )
-
-
-def _write(
-    conn: Connection,
-    policy: Policy,
-    new: list[TicketRow],
-    changes: Changes,
-    touched: Iterable[TicketRow],
-    links: list[tuple[str, str, TicketRow]],
-    processed: list[tuple[str, TicketRow | None, str]],
-    now: datetime,
-) -> None:
-    for columns, params in changes.items():  # first: a resolved ticket must leave the active slot to its successor
-        conn.execute(_update(columns), params)
-    _insert_new(conn, new)
-    history = [
-        {"ticket_id": h.ticket.id, "at": h.at, "kind": h.kind, "actor": h.actor, "detail": h.detail}
-        for x in touched
-        for h in x.history
-    ]
-    if history:
-        conn.execute(insert(t.history), history)
-    if links:
-        conn.execute(insert(t.episodes), [{"dedup_key": k, "episode_id": ep, "ticket_id": x.id} for k, ep, x in links])
-    outbox = [row for x in touched for row in _notifications(x, policy, now)]
-    if outbox:
-        conn.execute(insert(t.notifications), outbox)
-    if processed:
-        conn.execute(
-            insert(t.processed_alerts),
-            [
-                {"alert_id": i, "ticket_id": x.id if x else None, "kind": kind, "processed_at": now}
-                for i, x, kind in processed
-            ],
-        )
-    for x in touched:
-        x.history.clear()
-        x.notices.clear()
-
-
-def _notifications(ticket: TicketRow, policy: Policy, now: datetime) -> list[dict[str, Any]]:
-    """Outbox rows for the ticket's events, written in the same transaction as the change that caused them."""
-    if not ticket.notices:
-        return []
-    rule = policy.for_severity(Severity(ticket.peak_severity))
-    payload: str | None = None
-    rows = []
-    for notice in ticket.notices:
-        if notice.event == "escalated":
-            channels = rule.escalation[notice.level - 1].notify if 0 < notice.level <= len(rule.escalation) else ()
-        else:
-            channels = rule.channels_for(notice.event)
-        if channels and payload is None:
-            payload = TicketView.from_columns(ticket.values()).model_dump_json()
-        for channel in channels:
-            rows.append(
-                {
-                    "ticket_id": ticket.id,
-                    "event": notice.event,
-                    "level": notice.level,
-                    "channel": channel,
-                    "idempotency_key": f"{ticket_number(ticket.id or 0)}:{notice.event}:{notice.tag}",
-                    "payload": payload,
-                    "status": "pending",
-                    "attempts": 0,
-                    "created_at": now,
-                    "next_attempt_at": now,
-                }
-            )
-    return rows
-
-
-def _insert_new(conn: Connection, new: list[TicketRow]) -> None:
-    """Insert new tickets in creation order; one that follows another new ticket waits for that one's id."""
-    pending = list(new)
-    while pending:
-        ready = [x for x in pending if x.previous is None or x.previous.id is not None]
-        rows = [{k: v for k, v in x.values().items() if k != "id"} for x in ready]
-        result = conn.execute(insert(t.tickets).returning(t.tickets.c.id, sort_by_parameter_order=True), rows)
-        for ticket, row in zip(ready, result.all(), strict=True):
-            ticket.id = row.id
-            ticket.previous = None
-        pending = [x for x in pending if x.id is None]
 
 
 class _translate:
