@@ -19,6 +19,7 @@ from normalizers.schema import (
     Source,
     UnknownSource,
     alert_id_for,
+    check_limits,
 )
 
 SourceNormalizer = Callable[[Mapping[str, Any], Envelope], Alert | Ignored]
@@ -58,7 +59,10 @@ def normalize(
         alert_id=alert_id_for(src, instance, idempotency_key),
         idempotency_key=idempotency_key,
     )
-    return NORMALIZERS[src](body, envelope)
+    result = NORMALIZERS[src](body, envelope)
+    if isinstance(result, Alert):
+        check_limits(result)
+    return result
 
 
 __all__ = ["NORMALIZERS", "normalize", "parse_source"]

@@ -113,6 +113,31 @@ class Alert(BaseModel):
     idempotency_key: str | None = None
 
 
+# The longest value the ticket store keeps for each field (its column sizes): longer input is refused with a 422
+# at the webhook instead of being accepted and failing later in the store.
+FIELD_LIMITS: dict[str, int] = {
+    "dedup_key": 512,
+    "host": 255,
+    "host_display": 255,
+    "service": 255,
+    "address": 255,
+    "contact": 255,
+    "actor": 255,
+    "episode_id": 64,
+}
+
+
+def check_limits(alert: Alert) -> None:
+    """Raise `InvalidAlert` naming every field longer than the store keeps."""
+    detail = [
+        {"loc": [name], "msg": f"longer than {limit} characters ({len(value)})"}
+        for name, limit in FIELD_LIMITS.items()
+        if isinstance(value := getattr(alert, name), str) and len(value) > limit
+    ]
+    if detail:
+        raise InvalidAlert(detail)
+
+
 class Ignored(BaseModel):
     """A well-formed notification with nothing to do (a Zabbix discovery or internal event): 202 ignored."""
 

@@ -12,7 +12,9 @@ import asyncio
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,10 @@ import aiohttp
 import asyncpg
 import pytest
 
+from dedup.broker import SCHEMA_HEADER
+from dedup.partitions import partition_of
 from dedup.topology import Stream, declare, queue_counts
+from normalizers.schema import SCHEMA_VERSION, Alert, Kind, Severity, Source, TicketCommand
 from tests.cluster import (
     PARTITIONS,
     Pipeline,
@@ -46,6 +51,7 @@ from tests.conftest import AMQP_URL, PG_URL
 from tests.load import Load, check_exactly_once, drive, keys
 from tests.process import AlertdeskProcess, free_port
 from tests.tcpproxy import TcpProxy
+from ticketstore.worker import COMMANDS
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.slow]
 
@@ -337,11 +343,31 @@ async def test_a_poison_message_is_dead_lettered_with_its_reason_and_replayed_af
         alerts = await channel.get_exchange(pipeline.topology.exchange(Stream.ALERTS))
         garbage = aio_pika.Message(b"HOST web-01 DISK CRITICAL", content_type="text/plain", message_id="hand-made-1")
         await alerts.publish(garbage, routing_key="3")
-    long_host = sequence("nagios", "poison-host-longer-than-255")[0]
+        # A command that reaches the store but that its database refuses (a host longer than the column). Ingest
+        # refuses such an alert with a 422 (below), so it is made by hand: the shape of an old or foreign producer.
+        long_host = sequence("nagios", "poison-host-longer-than-255")[0]
+        alert = Alert(
+            id=str(uuid.uuid4()),
+            source=Source.NAGIOS,
+            dedup_key=f"nagios:{long_host['HOSTNAME']}",
+            kind=Kind.PROBLEM,
+            severity=Severity.CRITICAL,
+            host=long_host["HOSTNAME"],
+            title="Host is DOWN",
+            received_at=datetime.now(UTC),
+        )
+        tickets = await channel.get_exchange(pipeline.topology.exchange(Stream.TICKETS))
+        partition = partition_of(alert.dedup_key, pipeline.topology.partitions)
+        body = COMMANDS.dump_json([TicketCommand.single(alert)])
+        command = aio_pika.Message(
+            body, content_type="application/json", message_id=alert.id, headers={SCHEMA_HEADER: SCHEMA_VERSION}
+        )
+        await tickets.publish(command, routing_key=str(partition))
+    alert_id = alert.id
     async with aiohttp.ClientSession() as session:
         status, answer = await post(session, pipeline.url, "nagios", long_host)
-    assert status == 202
-    alert_id = answer["alert_id"]
+    assert status == 422
+    assert answer["detail"][0]["loc"] == ["host"]
 
     async def both_dead_lettered() -> bool:
         listed = await asyncio.to_thread(dead_letters_cli, pipeline, "list")

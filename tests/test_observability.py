@@ -153,7 +153,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exported]:
         for base in (run.url, pipeline.url):
             assert send_traffic(base) == EXPECTED_ANSWERS
         poison = (PAYLOADS / "nagios" / "poison-host-longer-than-255.jsonl").read_text().splitlines()[0]
-        assert post(f"{pipeline.url}/webhooks/nagios", poison.encode(), "application/json") == 202
+        assert post(f"{pipeline.url}/webhooks/nagios", poison.encode(), "application/json") == 422
         wait_for(run, r'^alertdesk_escalations_total\{level="1"\}')
         wait_for(run, r'^alertdesk_sla_breaches_total\{kind="resolution"')
         wait_for(run, r'^alertdesk_notifications_total\{channel="ops-hook",outcome="failed"\}')

@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 
+from normalizers.schema import FIELD_LIMITS as LIMIT
+
 metadata = MetaData()
 
 
@@ -60,16 +62,16 @@ tickets = Table(
     "tickets",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("dedup_key", String(512), nullable=False),
+    Column("dedup_key", String(LIMIT["dedup_key"]), nullable=False),
     Column("source", String(32), nullable=False),
     Column("instance", String(64)),
     Column("title", Text, nullable=False),
     Column("description", Text, nullable=False, default=""),
-    Column("host", String(255), nullable=False),
-    Column("host_display", String(255)),
-    Column("service", String(255)),
-    Column("address", String(255)),
-    Column("contact", String(255)),
+    Column("host", String(LIMIT["host"]), nullable=False),
+    Column("host_display", String(LIMIT["host_display"])),
+    Column("service", String(LIMIT["service"])),
+    Column("address", String(LIMIT["address"])),
+    Column("contact", String(LIMIT["contact"])),
     Column("severity", String(16), nullable=False),
     Column("peak_severity", String(16), nullable=False),
     Column("priority", String(4), nullable=False),
@@ -94,7 +96,7 @@ tickets = Table(
     Column("paused_since", UtcDateTime()),  # suppressed or waiting since; SLA clocks stand still
     Column("paused_seconds", Float, nullable=False, default=0.0),
     Column("previous_ticket_id", Id, ForeignKey("tickets.id")),
-    Column("episode_id", String(64)),  # the source's id of the episode this ticket follows now
+    Column("episode_id", String(LIMIT["episode_id"])),  # the source's id of the episode this ticket follows now
     Column("last_state_ok", Boolean),  # the latest state the source reported (flapping settles on it)
     Column("last_state_change", UtcDateTime()),
     Column("source_refs", JSON, nullable=False, default=dict),
@@ -116,7 +118,7 @@ history = Table(
     Column("ticket_id", Id, ForeignKey("tickets.id"), nullable=False),
     Column("at", UtcDateTime(), nullable=False),
     Column("kind", String(32), nullable=False),
-    Column("actor", String(255)),
+    Column("actor", String(LIMIT["actor"])),
     Column("detail", Text, nullable=False, default=""),
     Index("ix_history_ticket", "ticket_id", "id"),
 )
