@@ -21,7 +21,14 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 
 from alertdesk import server
-from alertdesk.embedded_app import api_config, background, ingest_config, utc_now
+from alertdesk.embedded_app import (
+    api_config,
+    background,
+    ingest_config,
+    utc_now,
+    warn_open_api,
+    warn_open_webhooks,
+)
 from alertdesk.health import health_routes
 from alertdesk.settings import Settings
 from dedup import DedupMetrics
@@ -31,7 +38,7 @@ from dedup.consumer import PartitionWorker, WorkerConfig
 from dedup.partitions import Assignment
 from dedup.topology import Stream, Topology
 from dedup.worker import DedupStage
-from ingest import IngestMetrics, json_errors, open_sources, webhook_routes
+from ingest import IngestMetrics, json_errors, webhook_routes
 from normalizers.schema import AlertdeskError, Unavailable
 from ticketstore.api import ticket_api
 from ticketstore.db import create_engines, is_sqlite
@@ -112,8 +119,7 @@ async def ingest_process(settings: Settings, registry: CollectorRegistry) -> Pro
     metrics = BrokerMetrics(registry, "ingest")
     publisher = AmqpPublisher(topology(settings), metrics, timeout=settings.publish_timeout)
     config = ingest_config(settings)
-    for source in open_sources(config.tokens):
-        logger.warning("/webhooks/%s is open: set ALERTDESK_%s_TOKEN to require a token", source, source.upper())
+    warn_open_webhooks(config)
     app = web.Application(middlewares=[json_errors])
     app.add_routes(webhook_routes(config, publisher, IngestMetrics(registry), now=utc_now))
     app.add_routes(health_routes({"broker": publisher.ready}, registry))
@@ -147,8 +153,7 @@ async def store_process(settings: Settings, registry: CollectorRegistry) -> Proc
     worker = PartitionWorker(topology(settings), worker_config(settings, Stream.TICKETS, "store"), stage, metrics)
     app = web.Application(middlewares=[json_errors])
     api = api_config(settings)
-    if not api.tokens:
-        logger.warning("operator actions on /api are open: set ALERTDESK_API_TOKEN to require a token")
+    warn_open_api(api)
     app.add_routes(ticket_api(store, TicketQueries(engines), api))
     app.add_routes(health_routes({"broker": worker.ready, "store": store.ping}, registry))
 

@@ -56,12 +56,15 @@ def ingest_config(settings: Settings) -> IngestConfig:
     return IngestConfig(tokens=settings.source_tokens(), max_body_bytes=settings.max_body_bytes)
 
 
-def warn_open(config: IngestConfig, api: ApiConfig) -> None:
-    """Say at start-up what anyone who can reach the port may do."""
+def warn_open_webhooks(config: IngestConfig) -> None:
+    """Say at start-up which webhooks anyone who can reach the port may post to."""
     for source in open_sources(config.tokens):
         logger.warning(
             "/webhooks/%s is open: set ALERTDESK_%s_TOKEN to require a token", source.value, source.value.upper()
         )
+
+
+def warn_open_api(api: ApiConfig) -> None:
     if not api.tokens:
         logger.warning("operator actions on /api are open: set ALERTDESK_API_TOKEN to require a token")
 
@@ -85,7 +88,8 @@ async def build_app(settings: Settings, *, registry: CollectorRegistry, now: Clo
         max_batch=settings.max_batch,
     )
     config, api = ingest_config(settings), api_config(settings)
-    warn_open(config, api)
+    warn_open_webhooks(config)
+    warn_open_api(api)
 
     app = web.Application(middlewares=[json_errors])
     app.add_routes(webhook_routes(config, pipeline, IngestMetrics(registry), now=now))

@@ -8,16 +8,35 @@ upgrade it half-way. Readers use their own engine and never block the writer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from normalizers.schema import Unavailable
+
 T = TypeVar("T")
+
+
+@contextmanager
+def outage_is_unavailable() -> Iterator[None]:
+    """Database errors that mean "cannot reach it now" become `Unavailable` (retry, 503); others stay as they are."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except (OperationalError, OSError, ConnectionError) as exc:
+        raise Unavailable(f"database unavailable: {exc.__class__.__name__}: {exc}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise Unavailable(f"database unavailable: {exc.__class__.__name__}: {exc}") from exc
+        raise
 
 
 @dataclass(frozen=True)

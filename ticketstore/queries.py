@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Float, Integer, String, case, cast, extract, func, literal, or_, select
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
-from normalizers.schema import Severity, Unavailable
+from normalizers.schema import Severity
 from ticketstore import tables as t
-from ticketstore.db import Engines
+from ticketstore.db import Engines, outage_is_unavailable
 from ticketstore.ticket import STATUSES
 from ticketstore.views import Stats, TicketPage, TicketView
 
@@ -117,15 +116,9 @@ class TicketQueries:
     @asynccontextmanager
     async def _reading(self) -> AsyncIterator[AsyncConnection]:
         """A read connection; "cannot reach the database" becomes `Unavailable` (503), as on the write side."""
-        try:
+        with outage_is_unavailable():
             async with self._engines.read.connect() as conn:
                 yield conn
-        except (OperationalError, OSError, ConnectionError) as exc:
-            raise Unavailable(f"database unavailable: {exc.__class__.__name__}: {exc}") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise Unavailable(f"database unavailable: {exc.__class__.__name__}: {exc}") from exc
-            raise
 
 
 def _conditions(filters: TicketFilters, dialect: str) -> list[ColumnElement[bool]]:

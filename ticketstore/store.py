@@ -12,16 +12,16 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from normalizers.schema import Kind, TicketCommand, Unavailable
 from ticketstore import rows
 from ticketstore import tables as t
-from ticketstore.db import Engines
+from ticketstore.db import Engines, outage_is_unavailable
 from ticketstore.escalation import review
 from ticketstore.lifecycle import Lifecycle, Outcome
 from ticketstore.operator import Action, Conflict, TicketNotFound
@@ -87,7 +87,7 @@ class TicketStore:
     async def count_by_status(self) -> dict[tuple[str, str], int]:
         """(status, severity) -> number of tickets, for the `alertdesk_tickets` gauge."""
         c = t.tickets.c
-        with _translate():
+        with outage_is_unavailable():
             async with self._engines.read.connect() as conn:
                 counted = await conn.execute(select(c.status, c.severity, func.count()).group_by(c.status, c.severity))
                 return {(status, severity): int(count) for status, severity, count in counted}
@@ -169,7 +169,7 @@ class TicketStore:
     # --- one transaction ----------------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[[Connection], T]) -> T:
-        with _translate():
+        with outage_is_unavailable():
             return await self._engines.transact(fn)
 
     async def _transaction_retried(self, commands: Sequence[TicketCommand]) -> list[Applied]:
@@ -232,18 +232,3 @@ def _applied(cmd: TicketCommand, outcome: Outcome | None, fresh: int) -> Applied
     return Applied(
         cmd.alert_ids, ticket.id, fresh, opened=outcome.opened, resolved=outcome.resolved, severity=ticket.severity
     )
-
-
-class _translate:
-    """Database errors that mean "cannot reach it now" become `Unavailable`; the rest stay as they are."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if isinstance(exc, IntegrityError):
-            return
-        if isinstance(exc, OperationalError | OSError | ConnectionError) or (
-            isinstance(exc, DBAPIError) and exc.connection_invalidated
-        ):
-            raise Unavailable(f"database unavailable: {exc.__class__.__name__}: {exc}") from exc
