@@ -203,7 +203,7 @@ class Desk:
 
 
 def desk_for(engines: Engines, clock: Clock, policy: Policy = POLICY) -> Desk:
-    return Desk(TicketStore(engines, Lifecycle(policy), now=clock), engines)
+    return Desk(TicketStore(engines, Lifecycle(policy), now=clock, cache=True), engines)  # as `alertdesk run`
 
 
 @pytest.fixture

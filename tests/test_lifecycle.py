@@ -133,7 +133,7 @@ class Desk:
 
 @pytest.fixture
 def desk(engines: Engines, clock: Clock) -> Desk:
-    return Desk(TicketStore(engines, Lifecycle(Policy()), now=clock), engines)
+    return Desk(TicketStore(engines, Lifecycle(Policy()), now=clock, cache=True), engines)  # as `alertdesk run`
 
 
 def pick(row: RowMapping, *names: str) -> tuple[Any, ...]:

@@ -50,6 +50,7 @@ class Engines:
     write: AsyncEngine
     read: AsyncEngine
     sync_write: Engine | None = None
+    inline: bool = False  # run `sync_write` transactions on the caller's thread: its loop has nothing else to do
 
     async def transact(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn` in one write transaction.
@@ -65,7 +66,7 @@ class Engines:
                 with sync_write.begin() as conn:
                     return fn(conn)
 
-            return await asyncio.to_thread(run)
+            return run() if self.inline else await asyncio.to_thread(run)
         async with self.write.begin() as aconn:
             return await aconn.run_sync(fn)
 

@@ -7,6 +7,7 @@ ids and the notifications to send — a fixed handful of statements per batch, w
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,45 +17,71 @@ from sqlalchemy.engine import Connection
 
 from normalizers.schema import Severity, TicketCommand
 from ticketstore import tables as t
+from ticketstore.cache import TicketCache
 from ticketstore.lifecycle import KeyState
 from ticketstore.policy import Policy
-from ticketstore.ticket import TicketRow, ticket_number
+from ticketstore.ticket import COLUMNS, TicketRow, ticket_number
 from ticketstore.views import TicketView
+
+# The statements of every batch, built once: SQLAlchemy then finds their compiled form without rebuilding them.
+_c, _e = t.tickets.c, t.episodes.c
+_PROCESSED = select(t.processed_alerts.c.alert_id).where(
+    t.processed_alerts.c.alert_id.in_(bindparam("ids", expanding=True))
+)
+_NEWEST = select(func.max(_c.id)).where(_c.dedup_key.in_(bindparam("keys", expanding=True))).group_by(_c.dedup_key)
+_LATEST = select(t.tickets).where(_c.id.in_(_NEWEST))
+_BY_ID = select(t.tickets).where(_c.id.in_(bindparam("ids", expanding=True)))
+_LINKS = select(_e.dedup_key, _e.episode_id, _e.ticket_id).where(
+    tuple_(_e.dedup_key, _e.episode_id).in_(bindparam("pairs", expanding=True))
+)
+_RESOLUTIONS = select(_c.dedup_key, _c.resolved_at).where(
+    _c.dedup_key.in_(bindparam("keys", expanding=True)), _c.resolved_at >= bindparam("oldest")
+)
+_LOCKED = {id(q): q.with_for_update() for q in (_LATEST, _BY_ID)}
+_INSERT_TICKETS = insert(t.tickets).returning(t.tickets.c.id, sort_by_parameter_order=True)
+_INSERT_HISTORY, _INSERT_LINKS = insert(t.history), insert(t.episodes)
+_INSERT_NOTIFICATIONS, _INSERT_PROCESSED = insert(t.notifications), insert(t.processed_alerts)
 
 
 def processed(conn: Connection, alert_ids: list[str]) -> set[str]:
     if not alert_ids:
         return set()
-    column = t.processed_alerts.c.alert_id
-    rows = conn.execute(select(column).where(column.in_(alert_ids)))
-    return {r[0] for r in rows}
+    return {r[0] for r in conn.execute(_PROCESSED, {"ids": alert_ids})}
 
 
 def load(
-    conn: Connection, commands: Sequence[TicketCommand], flap_window: timedelta
+    conn: Connection, commands: Sequence[TicketCommand], flap_window: timedelta, cache: TicketCache | None = None
 ) -> tuple[dict[str, KeyState], list[TicketRow]]:
-    """Each key's latest ticket (locked), the tickets of the episodes mentioned, recent resolutions."""
-    keys = list(dict.fromkeys(c.dedup_key for c in commands))
-    c = t.tickets.c
-    newest = select(func.max(c.id)).where(c.dedup_key.in_(keys)).group_by(c.dedup_key)
-    by_id = {
-        r.id: TicketRow.from_row(r) for r in conn.execute(for_update(conn, select(t.tickets).where(c.id.in_(newest))))
-    }
-    states = {key: KeyState() for key in keys}
+    """Each key's latest ticket (locked), the tickets of the episodes mentioned, recent resolutions.
+
+    Keys the `cache` knows are taken from it; the database is asked about the others only.
+    """
+    episodes: dict[str, set[str]] = {}
+    for cmd in commands:
+        known = episodes.setdefault(cmd.dedup_key, set())
+        if cmd.alert.episode_id is not None:
+            known.add(cmd.alert.episode_id)
+    states: dict[str, KeyState] = {}
+    if cache is not None:
+        cache.check(conn)
+        for key, wanted_here in episodes.items():
+            if (state := cache.take(key, wanted_here)) is not None:
+                states[key] = state
+    cached = [s.latest for s in states.values() if s.latest is not None]
+    keys = [key for key in episodes if key not in states]
+    if not keys:
+        return states, cached
+    by_id = {r.id: TicketRow.from_row(r) for r in conn.execute(for_update(conn, _LATEST), {"keys": keys})}
+    states.update((key, KeyState()) for key in keys)
     for ticket in by_id.values():
         states[ticket.dedup_key].latest = ticket
 
-    wanted = {(cmd.dedup_key, cmd.alert.episode_id) for cmd in commands if cmd.alert.episode_id is not None}
+    wanted = {(key, ep) for key in keys for ep in episodes[key]}
     if wanted:
-        e = t.episodes.c
-        links = (
-            conn.execute(
-                select(e.dedup_key, e.episode_id, e.ticket_id).where(tuple_(e.dedup_key, e.episode_id).in_(wanted))
-            )
-        ).all()
+        links = conn.execute(_LINKS, {"pairs": list(wanted)}).all()
         missing = {link.ticket_id for link in links} - by_id.keys()
         if missing:
-            rows = conn.execute(for_update(conn, select(t.tickets).where(c.id.in_(missing))))
+            rows = conn.execute(for_update(conn, _BY_ID), {"ids": list(missing)})
             by_id.update({r.id: TicketRow.from_row(r) for r in rows})
         for link in links:
             states[link.dedup_key].episodes[link.episode_id] = by_id[link.ticket_id]
@@ -62,33 +89,38 @@ def load(
     idle = [key for key, s in states.items() if s.latest is not None and not s.latest.active]
     if idle:
         oldest = min(cmd.alert.received_at for cmd in commands) - flap_window
-        rows = conn.execute(select(c.dedup_key, c.resolved_at).where(c.dedup_key.in_(idle), c.resolved_at >= oldest))
+        rows = conn.execute(_RESOLUTIONS, {"keys": idle, "oldest": oldest})
         for row in rows:
             states[row.dedup_key].recent_resolutions.append(row.resolved_at)
-    return states, list(by_id.values())
+    return states, [*cached, *by_id.values()]
 
 
 def for_update(conn: Connection, query: Any) -> Any:
-    return query if conn.dialect.name == "sqlite" else query.with_for_update()
+    if conn.dialect.name == "sqlite":
+        return query  # the writer already holds the database's write lock (BEGIN IMMEDIATE)
+    locked = _LOCKED.get(id(query))
+    return query.with_for_update() if locked is None else locked
 
 
 Changes = dict[tuple[str, ...], list[dict[str, Any]]]  # changed columns -> one parameter set per ticket
 
 
-def changes(tickets: Iterable[TicketRow], before: dict[int, dict[str, Any]]) -> Changes:
-    """The columns each ticket changed, grouped so each group is one executemany: a repeat writes two columns."""
+def changes(tickets: Iterable[TicketRow], before: dict[int, tuple[Any, ...]]) -> Changes:
+    """The columns each ticket changed since its `snapshot` in `before`, grouped so each group is one executemany:
+    a repeat writes two columns. (Loaded tickets never follow a new one, so the snapshot is their row.)"""
     groups: Changes = {}
     for ticket in tickets:
-        old = before[id(ticket)]
-        changed = {k: v for k, v in ticket.values().items() if old[k] != v}
-        if changed:
-            groups.setdefault(tuple(sorted(changed)), []).append(
-                {"b_id": ticket.id, **{f"b_{k}": v for k, v in changed.items()}}
-            )
+        old, new = before[id(ticket)], ticket.snapshot()
+        if old == new:
+            continue
+        changed = {name: v for name, was, v in zip(COLUMNS, old, new, strict=True) if was != v}
+        groups.setdefault(tuple(changed), []).append({"b_id": ticket.id, **{f"b_{k}": v for k, v in changed.items()}})
     return groups
 
 
+@functools.lru_cache(maxsize=256)
 def _update(columns: tuple[str, ...]) -> Any:
+    """One statement object per set of columns: SQLAlchemy compiles it once."""
     return (
         update(t.tickets).where(t.tickets.c.id == bindparam("b_id")).values({c: bindparam(f"b_{c}") for c in columns})
     )
@@ -113,15 +145,15 @@ def write(
         for h in x.history
     ]
     if history:
-        conn.execute(insert(t.history), history)
+        conn.execute(_INSERT_HISTORY, history)
     if links:
-        conn.execute(insert(t.episodes), [{"dedup_key": k, "episode_id": ep, "ticket_id": x.id} for k, ep, x in links])
+        conn.execute(_INSERT_LINKS, [{"dedup_key": k, "episode_id": ep, "ticket_id": x.id} for k, ep, x in links])
     outbox = [row for x in touched for row in _notifications(x, policy, now)]
     if outbox:
-        conn.execute(insert(t.notifications), outbox)
+        conn.execute(_INSERT_NOTIFICATIONS, outbox)
     if processed:
         conn.execute(
-            insert(t.processed_alerts),
+            _INSERT_PROCESSED,
             [
                 {"alert_id": i, "ticket_id": x.id if x else None, "kind": kind, "processed_at": now}
                 for i, x, kind in processed
@@ -170,7 +202,7 @@ def _insert_new(conn: Connection, new: list[TicketRow]) -> None:
     while pending:
         ready = [x for x in pending if x.previous is None or x.previous.id is not None]
         rows = [{k: v for k, v in x.values().items() if k != "id"} for x in ready]
-        result = conn.execute(insert(t.tickets).returning(t.tickets.c.id, sort_by_parameter_order=True), rows)
+        result = conn.execute(_INSERT_TICKETS, rows)
         for ticket, row in zip(ready, result.all(), strict=True):
             ticket.id = row.id
             ticket.previous = None

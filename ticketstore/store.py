@@ -8,6 +8,7 @@ redelivery or a client retry change nothing the second time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,9 +22,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from normalizers.schema import Kind, TicketCommand, Unavailable
 from ticketstore import rows
 from ticketstore import tables as t
+from ticketstore.cache import TicketCache
 from ticketstore.db import Engines, outage_is_unavailable
 from ticketstore.escalation import review
-from ticketstore.lifecycle import Lifecycle, Outcome
+from ticketstore.lifecycle import KeyState, Lifecycle, Outcome
 from ticketstore.operator import Action, Conflict, TicketNotFound
 from ticketstore.ticket import Notice, TicketRow
 
@@ -47,10 +49,13 @@ class Applied:
 
 
 class TicketStore:
-    def __init__(self, engines: Engines, lifecycle: Lifecycle, *, now: Clock) -> None:
+    def __init__(self, engines: Engines, lifecycle: Lifecycle, *, now: Clock, cache: bool = False) -> None:
+        """`cache`: keep active tickets between batches (SQLite only; see `ticketstore.cache`)."""
         self._engines = engines
         self._lifecycle = lifecycle
         self._now = now
+        self._cache = TicketCache() if cache and engines.dialect == "sqlite" else None
+        self._writing = asyncio.Lock()  # with a cache: one write transaction at a time (see `_batch`)
 
     async def apply_batch(self, commands: Sequence[TicketCommand]) -> list[Applied]:
         """Apply `commands` (arrival order) in one transaction; if that fails, one by one, dead-lettering poison.
@@ -101,7 +106,7 @@ class TicketStore:
             if row is None:
                 raise TicketNotFound(ticket_id)
             ticket = TicketRow.from_row(row)
-            before = {id(ticket): ticket.values()}
+            before = {id(ticket): ticket.snapshot()}
             action(ticket, now, policy)
             try:
                 rows.write(conn, policy, [], rows.changes([ticket], before), [ticket], [], [], now)
@@ -134,7 +139,7 @@ class TicketStore:
 
         def run(conn: Connection) -> list[tuple[Notice, str]]:
             tickets = [TicketRow.from_row(r) for r in conn.execute(query)]
-            before = {id(x): x.values() for x in tickets}
+            before = {id(x): x.snapshot() for x in tickets}
             changed = [x for x in tickets if review(x, policy, now)]
             fired = [(notice, x.peak_severity) for x in changed for notice in x.notices]
             rows.write(conn, policy, [], rows.changes(changed, before), changed, [], [], now)
@@ -159,7 +164,7 @@ class TicketStore:
         def run(conn: Connection) -> int:
             found = conn.execute(rows.for_update(conn, select(t.tickets).where(t.tickets.c.flapping)))
             tickets = [TicketRow.from_row(r) for r in found]
-            before = {id(x): x.values() for x in tickets}
+            before = {id(x): x.snapshot() for x in tickets}
             changed = [x for x in tickets if self._lifecycle.settle_flapping(x, now)]
             rows.write(conn, policy, [], rows.changes(tickets, before), tickets, [], [], now)
             return len(changed)
@@ -169,6 +174,14 @@ class TicketStore:
     # --- one transaction ----------------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[[Connection], T]) -> T:
+        """A transaction outside the batches: what it writes is not in the cache, so the cache goes."""
+        if self._cache is None:
+            return await self._transact(fn)
+        async with self._writing:
+            self._cache.clear()
+            return await self._transact(fn)
+
+    async def _transact(self, fn: Callable[[Connection], T]) -> T:
         with outage_is_unavailable():
             return await self._engines.transact(fn)
 
@@ -180,7 +193,7 @@ class TicketStore:
         the first one's ticket (locked this time) or its processed id, so nothing is lost or counted twice.
         """
         try:
-            return await self._run(lambda conn: self._transaction(conn, commands))
+            return await self._batch(commands)
         except IntegrityError:
             logger.info("lost a race on %d command(s); retrying once", len(commands))
         except DBAPIError as exc:
@@ -189,13 +202,32 @@ class TicketStore:
             # asyncpg's prepared statements went stale after a schema change (a migration, an operator's ALTER):
             # SQLAlchemy has dropped its cache, so the same transaction now works.
             logger.info("statement cache invalidated by a schema change; retrying once")
-        return await self._run(lambda conn: self._transaction(conn, commands))
+        return await self._batch(commands)
 
-    def _transaction(self, conn: Connection, commands: Sequence[TicketCommand]) -> list[Applied]:
+    async def _batch(self, commands: Sequence[TicketCommand]) -> list[Applied]:
+        """One transaction; the cache learns its tickets only once it committed, and forgets all if it failed.
+
+        With a cache, transactions take turns: two batches must not work on the same cached ticket at once.
+        """
+        cache = self._cache
+        if cache is None:
+            return (await self._transact(lambda conn: self._transaction(conn, commands)))[0]
+        async with self._writing:
+            try:
+                applied, states = await self._transact(lambda conn: self._transaction(conn, commands))
+            except BaseException:
+                cache.clear()
+                raise
+            cache.keep(states)
+            return applied
+
+    def _transaction(
+        self, conn: Connection, commands: Sequence[TicketCommand]
+    ) -> tuple[list[Applied], dict[str, KeyState]]:
         now, policy = self._now(), self._lifecycle.policy
         done = rows.processed(conn, [i for c in commands for i in c.alert_ids])
-        states, loaded = rows.load(conn, commands, policy.longest_flapping_window())
-        before = {id(x): x.values() for x in loaded}
+        states, loaded = rows.load(conn, commands, policy.longest_flapping_window(), self._cache)
+        before = {id(x): x.snapshot() for x in loaded}
         applied: list[tuple[TicketCommand, Outcome | None, int]] = []
         new_tickets: list[TicketRow] = []
         processed: list[tuple[str, TicketRow | None, str]] = []
@@ -215,7 +247,7 @@ class TicketStore:
         rows.write(
             conn, policy, new_tickets, rows.changes(loaded, before), [*loaded, *new_tickets], links, processed, now
         )
-        return [_applied(cmd, outcome, fresh) for cmd, outcome, fresh in applied]
+        return [_applied(cmd, outcome, fresh) for cmd, outcome, fresh in applied], states
 
     async def _dead_letter(self, cmd: TicketCommand, exc: Exception) -> Applied:
         reason = f"{exc.__class__.__name__}: {exc}"[:2000]

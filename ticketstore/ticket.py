@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -87,14 +88,18 @@ class TicketRow:
     @classmethod
     def from_row(cls, row: Any) -> TicketRow:
         mapping = row._mapping
-        return cls(**{name: mapping[name] for name in _COLUMNS})
+        return cls(**{name: mapping[name] for name in COLUMNS})
 
     def values(self) -> dict[str, Any]:
         """Column values, for INSERT/UPDATE."""
-        out = {name: getattr(self, name) for name in _COLUMNS}
+        out = dict(zip(COLUMNS, self.snapshot(), strict=True))
         if self.previous is not None:
             out["previous_ticket_id"] = self.previous.id
         return out
+
+    def snapshot(self) -> tuple[Any, ...]:
+        """The column values in `COLUMNS` order: cheap to take before a change, for `rows.changes` to compare."""
+        return _snapshot(self)
 
     @property
     def active(self) -> bool:
@@ -240,7 +245,8 @@ class TicketRow:
             self.next_escalation_at += paused
 
 
-_COLUMNS = tuple(f.name for f in dataclasses.fields(TicketRow) if f.name not in {"history", "notices", "previous"})
+COLUMNS = tuple(f.name for f in dataclasses.fields(TicketRow) if f.name not in {"history", "notices", "previous"})
+_snapshot = operator.attrgetter(*COLUMNS)
 
 
 def ticket_number(ticket_id: int) -> str:
