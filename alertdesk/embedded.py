@@ -10,19 +10,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from dedup import DedupMetrics, fold
-from normalizers.schema import Alert, Unavailable
+from normalizers.schema import Alert, TicketCommand, Unavailable
 from ticketstore.metrics import StoreMetrics
-from ticketstore.store import TicketStore
+from ticketstore.store import Applied
 
 logger = logging.getLogger(__name__)
 
 _Pending = tuple[Alert, asyncio.Future[None]]
+
+
+class BatchStore(Protocol):
+    """`TicketStore` itself, or `StoreProcess` running it in a child process (SQLite)."""
+
+    async def apply_batch(self, commands: Sequence[TicketCommand]) -> list[Applied]: ...
 
 
 class EmbeddedPipeline:
@@ -30,7 +37,7 @@ class EmbeddedPipeline:
 
     def __init__(
         self,
-        store: TicketStore,
+        store: BatchStore,
         store_metrics: StoreMetrics,
         dedup_metrics: DedupMetrics,
         *,

@@ -16,9 +16,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import make_url
 
-from alertdesk.embedded import EmbeddedPipeline
+from alertdesk.embedded import BatchStore, EmbeddedPipeline
 from alertdesk.health import health_routes
 from alertdesk.settings import Settings
+from alertdesk.writer import StoreProcess
 from dedup import DedupMetrics
 from ingest import IngestConfig, IngestMetrics, json_errors, open_sources, webhook_routes
 from normalizers.schema import AlertdeskError
@@ -79,8 +80,9 @@ async def build_app(settings: Settings, *, registry: CollectorRegistry, now: Clo
         await engines.dispose()
         raise
     store = TicketStore(engines, Lifecycle(policy), now=now)
+    writer = _writer(settings, policy, store) if now is utc_now else store  # the child keeps the real time
     pipeline = EmbeddedPipeline(
-        store,
+        writer,
         StoreMetrics(registry),
         DedupMetrics(registry),
         now=now,
@@ -97,14 +99,29 @@ async def build_app(settings: Settings, *, registry: CollectorRegistry, now: Clo
     app.add_routes(health_routes({"store": store.ping}, registry))
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        if isinstance(writer, StoreProcess):
+            await writer.start()
         await pipeline.start()
         async with background(store, engines, policy, settings, registry, now):
             yield
         await pipeline.stop()
+        if isinstance(writer, StoreProcess):
+            await writer.stop()
         await engines.dispose()
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+def _writer(settings: Settings, policy: Policy, store: TicketStore) -> BatchStore:
+    """Who applies the alert batches: a child process on a SQLite file (the default), else the store itself.
+
+    PostgreSQL needs no child: asyncpg does its I/O on the event loop without holding a thread.
+    """
+    database = make_url(settings.database_url).database
+    if settings.store_process and is_sqlite(settings.database_url) and database not in (None, "", ":memory:"):
+        return StoreProcess(settings.database_url, policy, log_level=settings.log_level.upper())
+    return store
 
 
 @contextlib.asynccontextmanager

@@ -31,7 +31,8 @@ class AlertdeskProcess:
         self.log = workdir / f"alertdesk-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> AlertdeskProcess:
+    def start(self, timeout: float = 30.0, *, own_group: bool = False) -> AlertdeskProcess:
+        """Start and wait for /healthz; `own_group`: in a process group of its own, as at a terminal."""
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "alertdesk.cli", self.command],
@@ -39,6 +40,7 @@ class AlertdeskProcess:
                 env=self.env,
                 stdout=log,
                 stderr=log,
+                process_group=0 if own_group else None,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

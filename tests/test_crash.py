@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import signal
 import sqlite3
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -32,9 +34,7 @@ def nagios_alert(host: int, kind: str, problem_id: int) -> dict[str, str]:
     }
 
 
-async def load(
-    url: str, accepted: list[tuple[str, str, str]], stop: asyncio.Event, enough: asyncio.Event, worker: int
-) -> None:
+async def load(url: str, accepted: list[tuple[str, str, str]], stop: asyncio.Event, worker: int) -> None:
     """One sender: its own keys, so each key's order is known; records (alert_id, kind, key) of every 202."""
     rng = random.Random(worker)
     hosts = [h for h in range(KEYS) if h % 8 == worker]
@@ -61,20 +61,47 @@ async def load(
             except (TimeoutError, aiohttp.ClientError):
                 return  # the server died under us: this request was never answered, so nothing was promised
             accepted.append((body["alert_id"], kind, body["dedup_key"]))
-            if len(accepted) >= 1500:
-                enough.set()
             is_open[host] = kind == "PROBLEM"
+
+
+async def until_accepted(accepted: list[tuple[str, str, str]], count: int) -> None:
+    async with asyncio.timeout(60):
+        while len(accepted) < count:  # noqa: ASYNC110 - eight senders append; a poll is simpler than a signal
+            await asyncio.sleep(0.05)
+
+
+def writer_pid(server: AlertdeskProcess) -> int:
+    """The store writer child of `alertdesk run` (SQLite)."""
+    assert server.proc is not None
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+    assert len(children) == 1, f"expected one writer process, found {children}"
+    return int(children[0])
+
+
+def gone(pid: int, timeout: float = 15.0) -> bool:
+    """Whether `pid` exited (or is a zombie nobody waits for) within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 async def test_every_accepted_alert_survives_sigkill_exactly_once(tmp_path: Path) -> None:
     server = AlertdeskProcess(tmp_path, {"ALERTDESK_LOG_LEVEL": "WARNING"}).start()
+    writer = writer_pid(server)
     accepted: list[tuple[str, str, str]] = []
-    stop, enough = asyncio.Event(), asyncio.Event()
-    senders = [asyncio.create_task(load(server.url, accepted, stop, enough, w)) for w in range(8)]
-    await asyncio.wait_for(enough.wait(), 60)
+    stop = asyncio.Event()
+    senders = [asyncio.create_task(load(server.url, accepted, stop, w)) for w in range(8)]
+    await until_accepted(accepted, 1500)
     server.stop(signal.SIGKILL)
     stop.set()
     await asyncio.gather(*senders)
+    assert gone(writer), "the store writer outlived the server it served"
 
     restarted = AlertdeskProcess(tmp_path, {"ALERTDESK_LOG_LEVEL": "WARNING"}).start()
     try:
@@ -86,7 +113,68 @@ async def test_every_accepted_alert_survives_sigkill_exactly_once(tmp_path: Path
     finally:
         assert restarted.stop(signal.SIGTERM) == 0
 
-    with sqlite3.connect(tmp_path / "alertdesk.db") as db:
+    assert_applied_once(tmp_path / "alertdesk.db", accepted)
+
+
+async def test_a_killed_store_writer_is_replaced_and_loses_nothing_accepted(tmp_path: Path) -> None:
+    server = AlertdeskProcess(tmp_path, {"ALERTDESK_LOG_LEVEL": "WARNING"}).start()
+    accepted: list[tuple[str, str, str]] = []
+    stop = asyncio.Event()
+    senders = [asyncio.create_task(load(server.url, accepted, stop, w)) for w in range(8)]
+    try:
+        await until_accepted(accepted, 500)
+        first = writer_pid(server)
+        os.kill(first, signal.SIGKILL)
+        await until_accepted(accepted, len(accepted) + 1000)  # answered by the replacement
+        replacement = writer_pid(server)
+    finally:
+        stop.set()
+        await asyncio.gather(*senders)
+        assert server.stop(signal.SIGTERM) == 0
+
+    assert replacement != first
+    assert gone(replacement), "the store writer outlived a clean stop"
+    assert "store writer process exited" in server.output()
+    assert_applied_once(tmp_path / "alertdesk.db", accepted)
+
+
+async def test_ctrl_c_stops_the_server_and_its_writer_after_the_requests_in_flight(tmp_path: Path) -> None:
+    """A Ctrl-C reaches the whole process group: the writer must keep committing until the server is done."""
+    server = AlertdeskProcess(tmp_path, {"ALERTDESK_LOG_LEVEL": "INFO"}).start(own_group=True)
+    writer = writer_pid(server)
+    assert server.proc is not None
+    first = asyncio.Event()
+
+    async def post(session: aiohttp.ClientSession, host: int) -> tuple[str, str, str] | None:
+        try:
+            async with session.post(
+                f"{server.url}/webhooks/nagios", data=nagios_alert(host, "PROBLEM", 1000 * host + 1)
+            ) as resp:
+                first.set()
+                if resp.status != 202:
+                    return None
+                body = await resp.json()
+                return body["alert_id"], "PROBLEM", body["dedup_key"]
+        except aiohttp.ClientError:
+            return None  # not answered: nothing promised
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        posts = [asyncio.create_task(post(session, h)) for h in range(300)]
+        await first.wait()
+        os.killpg(server.proc.pid, signal.SIGINT)
+        answered = [r for r in await asyncio.gather(*posts) if r is not None]
+
+    assert server.proc.wait(timeout=30) == 0
+    assert "stopped" in server.output()
+    assert "store writer process exited" not in server.output()  # it finished with the server, not before
+    assert gone(writer)
+    assert answered, "no request was answered before the stop"
+    assert_applied_once(tmp_path / "alertdesk.db", answered)
+
+
+def assert_applied_once(database: Path, accepted: list[tuple[str, str, str]]) -> None:
+    """Every alert answered 202 is on its key's ticket, and every ticket counts each of its problems once."""
+    with sqlite3.connect(database) as db:
         processed = {
             alert_id: (ticket_id, kind)
             for alert_id, ticket_id, kind in db.execute("SELECT alert_id, ticket_id, kind FROM processed_alerts")

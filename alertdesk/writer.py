@@ -1,0 +1,134 @@
+"""The embedded store writer in a child process (SQLite): batches go in on its stdin, results come back on stdout.
+
+Why a process: in one process the web server and the store's transaction share one interpreter lock, so
+`alertdesk run` used one core of two. With the writer apart, the server does HTTP, normalizing and metrics while
+the child folds nothing, decides nothing new: it runs the same `TicketStore.apply_batch` as ever, one batch at a
+time, and answers after the commit. A 202 still means committed.
+
+Frames are a 4-byte big-endian length and a pickle: both ends are this program on a private pipe, and pickle
+costs a fraction of validating JSON. The child ignores SIGINT/SIGTERM (a Ctrl-C or a systemd stop reaches the
+whole process group; the server must finish its in-flight requests first) and exits when its stdin closes, which
+happens when the server stops or dies, after finishing the batch at hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import pickle
+import signal
+import struct
+import sys
+from collections.abc import Sequence
+from typing import IO, Any
+
+from normalizers.schema import TicketCommand, Unavailable
+from ticketstore.policy import Policy
+from ticketstore.store import Applied
+
+logger = logging.getLogger(__name__)
+
+_LENGTH = struct.Struct(">I")
+
+
+class StoreProcess:
+    """`apply_batch` in a child process; restarted on the next batch if it dies."""
+
+    def __init__(self, database_url: str, policy: Policy, *, log_level: str = "INFO") -> None:
+        self._setup = pickle.dumps((database_url, policy, log_level))
+        self._child: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        await self._start()
+
+    async def apply_batch(self, commands: Sequence[TicketCommand]) -> list[Applied]:
+        child = self._child if self._child is not None and self._child.returncode is None else await self._start()
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            _send(child.stdin, pickle.dumps(list(commands), pickle.HIGHEST_PROTOCOL))
+            await child.stdin.drain()
+            head = await child.stdout.readexactly(_LENGTH.size)
+            outcome, value = pickle.loads(await child.stdout.readexactly(_LENGTH.unpack(head)[0]))
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            self._child = None
+            code = await child.wait()
+            logger.error("the store writer process exited (code %s); starting a new one", code)
+            raise Unavailable("the store writer stopped; retry later") from exc
+        if outcome == "unavailable":
+            raise Unavailable(value)
+        if outcome == "error":
+            raise RuntimeError(value)
+        result: list[Applied] = value
+        return result
+
+    async def stop(self) -> None:
+        """Close the child's input: it finishes the batch at hand, if any, and exits."""
+        child, self._child = self._child, None
+        if child is None:
+            return
+        assert child.stdin is not None
+        child.stdin.close()
+        await child.wait()
+
+    async def _start(self) -> asyncio.subprocess.Process:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "alertdesk.writer", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
+        assert child.stdin is not None
+        _send(child.stdin, self._setup)
+        self._child = child
+        return child
+
+
+def _send(stream: asyncio.StreamWriter | IO[bytes], data: bytes) -> None:
+    stream.write(_LENGTH.pack(len(data)) + data)
+
+
+def _receive(stream: IO[bytes]) -> Any:
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        return None  # the server closed our input: time to go
+    return pickle.loads(stream.read(_LENGTH.unpack(head)[0]))
+
+
+def main() -> None:
+    """The child: one batch at a time, in order, until stdin closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    requests, replies = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not corrupt the frames
+    database_url, policy, log_level = _receive(requests)
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    from alertdesk import server
+    from alertdesk.embedded_app import utc_now
+    from ticketstore.db import create_engines
+    from ticketstore.lifecycle import Lifecycle
+    from ticketstore.store import TicketStore
+
+    async def serve() -> None:
+        engines = dataclasses.replace(create_engines(database_url), inline=True)  # one batch at a time anyway
+        store = TicketStore(engines, Lifecycle(policy), now=utc_now, cache=True)  # the only writer of batches
+        server.tune_gc()
+        try:
+            # blocking reads are fine: this loop has nothing else to do while it waits for the next batch
+            while (commands := _receive(requests)) is not None:
+                try:
+                    reply: tuple[str, Any] = ("ok", await store.apply_batch(commands))
+                except Unavailable as exc:
+                    reply = ("unavailable", str(exc))
+                except Exception as exc:  # the server answers 503; the traceback is for the log
+                    logger.exception("store batch of %d commands failed", len(commands))
+                    reply = ("error", f"{exc.__class__.__name__}: {exc}")
+                _send(replies, pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
+                replies.flush()
+        finally:
+            await engines.dispose()
+
+    server.run(serve)
+
+
+if __name__ == "__main__":
+    main()
