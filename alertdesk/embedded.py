@@ -1,8 +1,9 @@
-"""The embedded hand-off: ingest → fold → store in one process, with group commit.
+"""The embedded hand-off: ingest → fold → store without a broker, with group commit.
 
 `publish` queues the alert and waits; one writer task takes everything queued (no timer: at low load a batch is
-one alert, under load concurrent requests share one transaction), folds it, commits, then wakes the waiters.
-So a 202 means the alert is committed to the ticket store, and a crash can lose only unanswered requests.
+one alert, under load concurrent requests share one transaction), folds it, has the store commit it (in the
+store writer process on SQLite, see `alertdesk.writer`), then wakes the waiters. So a 202 means the alert is
+committed to the ticket store, and a crash can lose only unanswered requests.
 """
 
 from __future__ import annotations
