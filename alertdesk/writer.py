@@ -22,6 +22,7 @@ import signal
 import struct
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from normalizers.schema import TicketCommand, Unavailable
@@ -31,13 +32,19 @@ from ticketstore.store import Applied
 logger = logging.getLogger(__name__)
 
 _LENGTH = struct.Struct(">I")
+_START_TIMEOUT = 60.0  # seconds for a child to import, connect and say it is ready
 
 
 class StoreProcess:
-    """`apply_batch` in a child process; restarted on the next batch if it dies."""
+    """`apply_batch` in a child process; restarted on the next batch if it dies.
 
-    def __init__(self, database_url: str, policy: Policy, *, log_level: str = "INFO") -> None:
+    `reply_timeout` is a watchdog, not a deadline: a transaction may wait up to SQLite's busy timeout (10 s) for
+    the write lock, so a child silent for longer is stuck, and is killed and replaced.
+    """
+
+    def __init__(self, database_url: str, policy: Policy, *, log_level: str = "INFO", reply_timeout: float = 60.0):
         self._setup = pickle.dumps((database_url, policy, log_level))
+        self._reply_timeout = reply_timeout
         self._child: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -47,15 +54,23 @@ class StoreProcess:
         child = self._child if self._child is not None and self._child.returncode is None else await self._start()
         assert child.stdin is not None and child.stdout is not None
         try:
-            _send(child.stdin, pickle.dumps(list(commands), pickle.HIGHEST_PROTOCOL))
-            await child.stdin.drain()
-            head = await child.stdout.readexactly(_LENGTH.size)
-            outcome, value = pickle.loads(await child.stdout.readexactly(_LENGTH.unpack(head)[0]))
+            async with asyncio.timeout(self._reply_timeout):
+                _send(child.stdin, pickle.dumps(list(commands), pickle.HIGHEST_PROTOCOL))
+                await child.stdin.drain()
+                head = await child.stdout.readexactly(_LENGTH.size)
+                outcome, value = pickle.loads(await child.stdout.readexactly(_LENGTH.unpack(head)[0]))
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             self._child = None
             code = await child.wait()
             logger.error("the store writer process exited (code %s); starting a new one", code)
             raise Unavailable("the store writer stopped; retry later") from exc
+        except BaseException as exc:  # stuck, or cancelled half-way: a late reply could be taken for the next batch's
+            self._child = None
+            child.kill()
+            if isinstance(exc, TimeoutError):
+                logger.error("the store writer did not answer in %gs; replacing it", self._reply_timeout)
+                raise Unavailable("the store writer is stuck; retry later") from exc
+            raise
         if outcome == "unavailable":
             raise Unavailable(value)
         if outcome == "error":
@@ -73,11 +88,21 @@ class StoreProcess:
         await child.wait()
 
     async def _start(self) -> asyncio.subprocess.Process:
+        """A new child, once it says it is ready (its imports and database connection done)."""
         child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "alertdesk.writer", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
         )
-        assert child.stdin is not None
-        _send(child.stdin, self._setup)
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            async with asyncio.timeout(_START_TIMEOUT):
+                _send(child.stdin, self._setup)
+                await child.stdin.drain()
+                head = await child.stdout.readexactly(_LENGTH.size)
+                await child.stdout.readexactly(_LENGTH.unpack(head)[0])
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError) as exc:
+            child.kill()
+            await child.wait()
+            raise Unavailable(f"the store writer process did not start (exit code {child.returncode})") from exc
         self._child = child
         return child
 
@@ -103,15 +128,16 @@ def main() -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     from alertdesk import server
-    from alertdesk.embedded_app import utc_now
     from ticketstore.db import create_engines
     from ticketstore.lifecycle import Lifecycle
     from ticketstore.store import TicketStore
 
     async def serve() -> None:
         engines = dataclasses.replace(create_engines(database_url), inline=True)  # one batch at a time anyway
-        store = TicketStore(engines, Lifecycle(policy), now=utc_now, cache=True)  # the only writer of batches
+        store = TicketStore(engines, Lifecycle(policy), now=lambda: datetime.now(UTC), cache=True)  # sole batch writer
         server.tune_gc()
+        _send(replies, pickle.dumps(("ready", None)))
+        replies.flush()
         try:
             # blocking reads are fine: this loop has nothing else to do while it waits for the next batch
             while (commands := _receive(requests)) is not None:
