@@ -1,9 +1,9 @@
 """The embedded store writer in a child process (SQLite): batches go in on its stdin, results come back on stdout.
 
 Why a process: in one process the web server and the store's transaction share one interpreter lock, so
-`alertdesk run` used one core of two. With the writer apart, the server does HTTP, normalizing and metrics while
-the child folds nothing, decides nothing new: it runs the same `TicketStore.apply_batch` as ever, one batch at a
-time, and answers after the commit. A 202 still means committed.
+`alertdesk run` used one core of two. With the writer apart, the server does HTTP, normalizing, folding and
+metrics, and the child runs `TicketStore.apply_batch` one batch at a time, answering after the commit. A 202
+still means committed.
 
 Frames are a 4-byte big-endian length and a pickle: both ends are this program on a private pipe, and pickle
 costs a fraction of validating JSON. The child ignores SIGINT/SIGTERM (a Ctrl-C or a systemd stop reaches the
