@@ -5,15 +5,14 @@ defaults (or any `--url`). Each key belongs to one connection, so its events arr
 expected tickets can be computed exactly: for every key, the occurrences of its tickets must add up to the
 problems that were answered 202, and it must have one ticket per problem episode.
 
-Mix: the three sources in equal parts over `--keys` problems; a key with no open problem gets a new one; an open
-one gets a repeat (~80% of all alerts) or, one time in ten, its recovery.
+Mix (`alertdesk.loadgen`): the three sources in equal parts over `--keys` problems; a key with no open problem
+gets a new one; an open one gets a repeat (~80% of all alerts) or, one time in ten, its recovery.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import socket
@@ -27,19 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alertdesk import server
+from alertdesk.loadgen import Key, dedup_key, fleet, free_port, percentile, read_response, request
 
-RECOVERY_SHARE = 0.1
 FLAPPING_CYCLES = 3  # the shipped policy: 3 open/resolve cycles within 1 h make a key flap (CONTRACT §2)
-
-
-@dataclass
-class KeyState:
-    index: int
-    source: str
-    episode: int = 0
-    open: bool = False
-    problems_accepted: int = 0
-    episodes_opened: int = 0
 
 
 @dataclass
@@ -48,78 +37,8 @@ class Tally:
     statuses: Counter[int] = field(default_factory=Counter)
 
 
-def _request(host: str, key: KeyState, kind: str, seq: int) -> bytes:
-    """One webhook request as the source would send it (Nagios form, Zabbix and Orion JSON)."""
-    i, ep = key.index, 1000 * key.index + key.episode
-    problem = kind == "problem"
-    if key.source == "nagios":
-        fields = {
-            "NOTIFICATIONTYPE": "PROBLEM" if problem else "RECOVERY",
-            "HOSTNAME": f"web-{i:04d}",
-            "SERVICEDESC": "Disk /var",
-            "SERVICESTATE": "CRITICAL" if problem else "OK",
-            "SERVICEOUTPUT": "DISK CRITICAL - free space: /var 812 MB (3.9% inode=88%);" if problem else "DISK OK",
-            "SERVICEPROBLEMID": str(ep) if problem else "0",
-            "LASTSERVICEPROBLEMID": "0" if problem else str(ep),
-            "pd_nagios_object": "service",
-        }
-        body = urllib.parse.urlencode(fields).encode()
-        ctype = "application/x-www-form-urlencoded"
-    elif key.source == "zabbix":
-        body = json.dumps(
-            {
-                "EVENT.SOURCE": "0",
-                "EVENT.ID": str(ep),
-                "EVENT.VALUE": "1" if problem else "0",
-                "EVENT.UPDATE.STATUS": "0",
-                "EVENT.NSEVERITY": "4",
-                "EVENT.NAME": "High CPU utilization (over 90% for 5m)",
-                "TRIGGER.ID": str(20000 + i),
-                "HOST.HOST": f"db-{i:04d}",
-                "HOST.NAME": f"db-{i:04d}.corp",
-                "HOST.IP": f"10.1.{i // 250}.{i % 250}",
-                "ALERT.SUBJECT": "Problem: High CPU utilization (over 90% for 5m)",
-                "ALERT.MESSAGE": "Problem started at 03:00:00 on 2026.03.14\r\nProblem name: High CPU utilization",
-                "EVENT.UPDATE.ACTION": "{EVENT.UPDATE.ACTION}",
-            }
-        ).encode()
-        ctype = "application/json"
-    else:
-        body = json.dumps(
-            {
-                "event_type": "trigger" if problem else "reset",
-                "AlertObjectID": str(i + 1),
-                "AlertActiveID": str(ep),
-                "AlertName": "Interface down",
-                "AlertMessage": "Interface Gi1/0/24 on CORE-SW is down",
-                "Severity": "Critical",
-                "NodeName": f"CORE-SW-{i:04d}",
-                "ObjectType": "Interface",
-                "EntityCaption": "GigabitEthernet1/0/24",
-            }
-        ).encode()
-        ctype = "application/json"
-    head = (
-        f"POST /webhooks/{key.source} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ctype}\r\n"
-        f"Content-Length: {len(body)}\r\nIdempotency-Key: bench-{os.getpid()}-{seq}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line[:15].lower() == b"content-length:":
-            length = int(line[15:])
-    if length:
-        await reader.readexactly(length)
-    return status
-
-
 async def _connection(
-    host: str, port: int, keys: list[KeyState], deadline: float, pace: float, tally: Tally, seq: list[int]
+    host: str, port: int, keys: list[Key], deadline: float, pace: float, tally: Tally, seq: list[int]
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     rng = random.Random(keys[0].index if keys else 0)
@@ -132,32 +51,16 @@ async def _connection(
                 if delay > 0:
                     await asyncio.sleep(delay)
             key = rng.choice(keys)
-            kind = "recovery" if key.open and rng.random() < RECOVERY_SHARE else "problem"
-            if kind == "problem" and not key.open:
-                key.episode += 1
+            problem = key.next_is_problem(rng)
             seq[0] += 1
             started = time.perf_counter()
-            writer.write(_request(host, key, kind, seq[0]))
-            status = await _read_response(reader)
+            writer.write(request(host, key, problem, seq[0]))
+            status, _ = await read_response(reader)
             tally.latencies.append(time.perf_counter() - started)
             tally.statuses[status] += 1
-            if status == 202:
-                if kind == "problem":
-                    key.problems_accepted += 1
-                    if not key.open:
-                        key.episodes_opened += 1
-                    key.open = True
-                else:
-                    key.open = False
-            elif kind == "problem" and not key.open:
-                key.episode -= 1  # not accepted: the episode did not start
+            key.answered(problem, status == 202)
     finally:
         writer.close()
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 async def _tickets(host: str, port: int) -> list[dict[str, object]]:
@@ -176,17 +79,8 @@ async def _tickets(host: str, port: int) -> list[dict[str, object]]:
                 return out
 
 
-def _dedup_key(key: KeyState) -> str:
-    if key.source == "nagios":
-        return f"nagios:web-{key.index:04d}/Disk /var"
-    if key.source == "zabbix":
-        return f"zabbix:trigger/{20000 + key.index}"
-    return f"solarwinds:{key.index + 1}"
-
-
 async def _drive(host: str, port: int, args: argparse.Namespace) -> int:
-    sources = ("nagios", "zabbix", "solarwinds")
-    keys = [KeyState(i, sources[i % 3]) for i in range(args.keys)]
+    keys = fleet(args.keys)
     conns = max(1, args.connections)
     shards = [keys[c::conns] for c in range(conns)]
     tally, seq = Tally(), [0]
@@ -199,7 +93,7 @@ async def _drive(host: str, port: int, args: argparse.Namespace) -> int:
     print(f"requests        {total} in {elapsed:.1f}s from {conns} connections over {args.keys} keys")
     print(f"throughput      {tally.statuses[202] / elapsed:,.0f} alerts/s accepted (202)")
     print(
-        f"202 latency     p50 {_percentile(tally.latencies, 0.5) * 1000:.1f} ms   p99 {_percentile(tally.latencies, 0.99) * 1000:.1f} ms"
+        f"202 latency     p50 {percentile(tally.latencies, 0.5) * 1000:.1f} ms   p99 {percentile(tally.latencies, 0.99) * 1000:.1f} ms"
     )
     print(f"status codes    {dict(sorted(tally.statuses.items()))}")
 
@@ -209,19 +103,19 @@ async def _drive(host: str, port: int, args: argparse.Namespace) -> int:
         by_key.setdefault(str(ticket["dedup_key"]), []).append(ticket)
     wrong = 0
     for key in keys:
-        got = by_key.get(_dedup_key(key), [])
+        got = by_key.get(dedup_key(key), [])
         occurrences = sum(int(str(t["occurrences"])) for t in got)
         # A run is shorter than the flapping window: from the 4th episode on the key flaps, and its latest ticket
         # stays active instead of new ones opening.
-        expected_tickets = min(key.episodes_opened, FLAPPING_CYCLES)
-        if occurrences != key.problems_accepted or len(got) != expected_tickets:
+        expected_tickets = min(key.episodes, FLAPPING_CYCLES)
+        if occurrences != key.problems or len(got) != expected_tickets:
             wrong += 1
             if wrong <= 5:
                 print(
-                    f"MISMATCH {_dedup_key(key)}: {len(got)} tickets / {occurrences} occurrences, "
-                    f"expected {expected_tickets} / {key.problems_accepted}"
+                    f"MISMATCH {dedup_key(key)}: {len(got)} tickets / {occurrences} occurrences, "
+                    f"expected {expected_tickets} / {key.problems}"
                 )
-    accepted = sum(k.problems_accepted for k in keys)
+    accepted = sum(k.problems for k in keys)
     print(
         f"tickets         {len(tickets)}; occurrences {sum(int(str(t['occurrences'])) for t in tickets)} "
         f"for {accepted} problems answered 202"
@@ -235,7 +129,7 @@ def bench(args: argparse.Namespace) -> int:
         parsed = urllib.parse.urlsplit(args.url)
         return server.run(lambda: _drive(parsed.hostname or "127.0.0.1", parsed.port or 80, args))
     with tempfile.TemporaryDirectory(prefix="alertdesk-bench-") as tmp:
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "ALERTDESK_PORT": str(port), "ALERTDESK_LOG_LEVEL": "WARNING"}
         env["ALERTDESK_DATABASE_URL"] = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         child = subprocess.Popen([sys.executable, "-m", "alertdesk.cli", "run"], env=env, cwd=tmp)
@@ -245,12 +139,6 @@ def bench(args: argparse.Namespace) -> int:
         finally:
             child.terminate()
             child.wait(timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_healthy(port: int, child: subprocess.Popen[bytes], timeout: float = 30.0) -> None:

@@ -32,7 +32,7 @@ import asyncpg
 import orjson
 
 from alertdesk import server
-from alertdesk.bench import RECOVERY_SHARE, KeyState, _free_port, _percentile, _request
+from alertdesk.loadgen import Key, fleet, free_port, percentile, read_response, request
 
 DEFAULT_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
@@ -95,8 +95,7 @@ async def _bench(
     args: argparse.Namespace, children: dict[str, list[tuple[subprocess.Popen[bytes], int]]], db: str, schema: str
 ) -> int:
     storm = args.alerts > 0
-    sources = ("nagios", "zabbix", "solarwinds")
-    keys = [KeyState(i, sources[i % 3]) for i in range(args.keys)]
+    keys = fleet(args.keys)
     run = Run(storm=storm, budget=args.alerts, deadline=time.perf_counter() + args.duration)
     conns = max(1, args.connections)
     ingest_ports = [port for _, port in children["ingest"]]
@@ -122,13 +121,13 @@ async def _bench(
         f"end to end      {len(run.accepted) / e2e_seconds:,.0f} alerts/s (202 → ticket committed, {e2e_seconds:.1f}s)"
     )
     print(
-        f"202 latency     p50 {_percentile(run.latencies, 0.5) * 1e3:.1f} ms   p99 {_percentile(run.latencies, 0.99) * 1e3:.1f} ms"
+        f"202 latency     p50 {percentile(run.latencies, 0.5) * 1e3:.1f} ms   p99 {percentile(run.latencies, 0.99) * 1e3:.1f} ms"
     )
     print(f"alert→ticket    p99 {_histogram_p99(store_ports, 'alertdesk_alert_to_ticket_seconds') * 1e3:.0f} ms")
     return await _check(run, db, schema)
 
 
-async def _connection(port: int, keys: list[KeyState], run: Run, pace: float, rng: random.Random) -> None:
+async def _connection(port: int, keys: list[Key], run: Run, pace: float, rng: random.Random) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     next_at = time.perf_counter()
     try:
@@ -138,13 +137,11 @@ async def _connection(port: int, keys: list[KeyState], run: Run, pace: float, rn
                 if (delay := next_at - time.perf_counter()) > 0:
                     await asyncio.sleep(delay)
             key = rng.choice(keys)
-            problem = run.storm or not key.open or rng.random() >= RECOVERY_SHARE
-            if problem and not key.open:
-                key.episode += 1
+            problem = key.next_is_problem(rng, max_episodes=1 if run.storm else None)
             run.seq += 1
             sent = time.perf_counter()
-            writer.write(_request("127.0.0.1", key, "problem" if problem else "recovery", run.seq))
-            status, body = await _response(reader)
+            writer.write(request("127.0.0.1", key, problem, run.seq))
+            status, body = await read_response(reader)
             run.latencies.append(time.perf_counter() - sent)
             run.statuses[status] = run.statuses.get(status, 0) + 1
             if status == 202:
@@ -152,17 +149,9 @@ async def _connection(port: int, keys: list[KeyState], run: Run, pace: float, rn
                 run.accepted.append(answer["alert_id"])
                 if problem:
                     run.problems[answer["dedup_key"]] = run.problems.get(answer["dedup_key"], 0) + 1
-                key.open = problem
-            elif problem and not key.open:
-                key.episode -= 1
+            key.answered(problem, status == 202)
     finally:
         writer.close()
-
-
-async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = int(m.group(1)) if (m := re.search(rb"(?i)content-length: *(\d+)", head)) else 0
-    return int(head[9:12]), await reader.readexactly(length)
 
 
 async def _check(run: Run, database_url: str, schema: str) -> int:
@@ -203,7 +192,7 @@ async def _check(run: Run, database_url: str, schema: str) -> int:
 
 
 def _start(stage: str, index: int, count: int, env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()
     worker = {"ALERTDESK_WORKER_INDEX": str(index), "ALERTDESK_WORKER_COUNT": str(count)}
     with open(tmp / f"{stage}-{index}.log", "ab") as log:
         child = subprocess.Popen(

@@ -10,21 +10,17 @@ from typing import Any
 
 import aiohttp
 
+from alertdesk import loadgen
 from tests.cluster import Pipeline, applied_count, eventually, post_until_accepted, query
 
 MAX_EPISODES = 2  # a key resolved 3 times within the hour would be flapping: one ticket, not one per episode
 
 
 @dataclass
-class Key:
-    """One problem source (a Nagios service, a Zabbix trigger, an Orion object) and what was accepted for it."""
+class Key(loadgen.Key):
+    """A key of the bench's mix with a fleet of its own (other names and ids, Nagios as JSON), and the dedup key the
+    pipeline answered for it."""
 
-    source: str
-    index: int
-    episode: int = 0
-    open: bool = False
-    problems: int = 0
-    episodes: int = 0
     dedup_key: str = ""
 
     def body(self, problem: bool) -> dict[str, Any]:
@@ -67,8 +63,7 @@ class Key:
 
 
 def keys(count: int) -> list[Key]:
-    sources = ("nagios", "zabbix", "solarwinds")
-    return [Key(sources[i % 3], i) for i in range(count)]
+    return [Key(i, loadgen.SOURCES[i % 3]) for i in range(count)]
 
 
 @dataclass
@@ -103,16 +98,11 @@ async def drive(
         while load.sent < total:
             load.count_one()
             key = rng.choice(own)
-            problem = not key.open or key.episode >= MAX_EPISODES or rng.random() > 0.1
-            if problem and not key.open:
-                key.episode += 1
+            problem = key.next_is_problem(rng, max_episodes=MAX_EPISODES)
             answer = await post_until_accepted(session, base, key.source, key.body(problem), f"{seed}-{uuid.uuid4()}")
             load.accepted.append(answer["alert_id"])
             key.dedup_key = answer["dedup_key"]
-            if problem:
-                key.problems += 1
-                key.episodes += 0 if key.open else 1
-            key.open = problem
+            key.answered(problem, accepted=True)
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as session:
         shards = [load_keys[c::connections] for c in range(connections)]

@@ -1,0 +1,140 @@
+"""What a monitoring fleet sends, for the benchmarks and the load tests: keys, their alert mix, the request bytes.
+
+Each key is driven by one connection, so its alerts arrive in order and what was answered 202 for it says exactly
+which tickets it must have. Mix: the three sources in equal parts; a key with no open problem gets a new one, an
+open one a repeat or, one time in ten, its recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import socket
+import urllib.parse
+from dataclasses import dataclass
+
+SOURCES = ("nagios", "zabbix", "solarwinds")
+RECOVERY_SHARE = 0.1
+
+
+@dataclass
+class Key:
+    """One problem source (a Nagios service, a Zabbix trigger, an Orion object) and what was accepted for it."""
+
+    index: int
+    source: str
+    episode: int = 0  # numbers the problem ids: a new episode is a new problem at the source
+    open: bool = False
+    problems: int = 0  # problems answered 202
+    episodes: int = 0  # episodes opened by a problem answered 202
+
+    def next_is_problem(self, rng: random.Random, *, max_episodes: int | None = None) -> bool:
+        """Problem or recovery, as the mix says; no recovery once the key is in its `max_episodes`-th episode (a
+        test that must not flap, a storm)."""
+        capped = max_episodes is not None and self.episode >= max_episodes
+        problem = not self.open or capped or rng.random() >= RECOVERY_SHARE
+        if problem and not self.open:
+            self.episode += 1
+        return problem
+
+    def answered(self, problem: bool, accepted: bool) -> None:
+        """Count what the server answered 202; a problem it refused did not start an episode."""
+        if not accepted:
+            if problem and not self.open:
+                self.episode -= 1
+            return
+        if problem:
+            self.problems += 1
+            self.episodes += 0 if self.open else 1
+        self.open = problem
+
+
+def fleet(count: int) -> list[Key]:
+    return [Key(i, SOURCES[i % 3]) for i in range(count)]
+
+
+def request(host: str, key: Key, problem: bool, seq: int) -> bytes:
+    """One webhook request as the source would send it (Nagios form, Zabbix and Orion JSON)."""
+    i, ep = key.index, 1000 * key.index + key.episode
+    if key.source == "nagios":
+        fields = {
+            "NOTIFICATIONTYPE": "PROBLEM" if problem else "RECOVERY",
+            "HOSTNAME": f"web-{i:04d}",
+            "SERVICEDESC": "Disk /var",
+            "SERVICESTATE": "CRITICAL" if problem else "OK",
+            "SERVICEOUTPUT": "DISK CRITICAL - free space: /var 812 MB (3.9% inode=88%);" if problem else "DISK OK",
+            "SERVICEPROBLEMID": str(ep) if problem else "0",
+            "LASTSERVICEPROBLEMID": "0" if problem else str(ep),
+            "pd_nagios_object": "service",
+        }
+        body = urllib.parse.urlencode(fields).encode()
+        ctype = "application/x-www-form-urlencoded"
+    elif key.source == "zabbix":
+        body = json.dumps(
+            {
+                "EVENT.SOURCE": "0",
+                "EVENT.ID": str(ep),
+                "EVENT.VALUE": "1" if problem else "0",
+                "EVENT.UPDATE.STATUS": "0",
+                "EVENT.NSEVERITY": "4",
+                "EVENT.NAME": "High CPU utilization (over 90% for 5m)",
+                "TRIGGER.ID": str(20000 + i),
+                "HOST.HOST": f"db-{i:04d}",
+                "HOST.NAME": f"db-{i:04d}.corp",
+                "HOST.IP": f"10.1.{i // 250}.{i % 250}",
+                "ALERT.SUBJECT": "Problem: High CPU utilization (over 90% for 5m)",
+                "ALERT.MESSAGE": "Problem started at 03:00:00 on 2026.03.14\r\nProblem name: High CPU utilization",
+                "EVENT.UPDATE.ACTION": "{EVENT.UPDATE.ACTION}",
+            }
+        ).encode()
+        ctype = "application/json"
+    else:
+        body = json.dumps(
+            {
+                "event_type": "trigger" if problem else "reset",
+                "AlertObjectID": str(i + 1),
+                "AlertActiveID": str(ep),
+                "AlertName": "Interface down",
+                "AlertMessage": "Interface Gi1/0/24 on CORE-SW is down",
+                "Severity": "Critical",
+                "NodeName": f"CORE-SW-{i:04d}",
+                "ObjectType": "Interface",
+                "EntityCaption": "GigabitEthernet1/0/24",
+            }
+        ).encode()
+        ctype = "application/json"
+    head = (
+        f"POST /webhooks/{key.source} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {len(body)}\r\nIdempotency-Key: bench-{os.getpid()}-{seq}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def dedup_key(key: Key) -> str:
+    """The dedup key the normalizers make of `request`'s alerts for this key."""
+    if key.source == "nagios":
+        return f"nagios:web-{key.index:04d}/Disk /var"
+    if key.source == "zabbix":
+        return f"zabbix:trigger/{20000 + key.index}"
+    return f"solarwinds:{key.index + 1}"
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """Status and body of one HTTP/1.1 response: a raw connection costs the load generator less than a client."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(m.group(1)) if (m := re.search(rb"(?i)content-length: *(\d+)", head)) else 0
+    return int(head[9:12]), await reader.readexactly(length)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
