@@ -20,9 +20,14 @@ PAYLOADS = Path(__file__).parent / "payloads"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def alertdesk(tmp_path: Path) -> Iterator[AlertdeskProcess]:
-    proc = AlertdeskProcess(tmp_path, {"ALERTDESK_LOG_LEVEL": "INFO"}).start()
+@pytest.fixture(params=["writer process", "one process"])
+def alertdesk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[AlertdeskProcess]:
+    """`alertdesk run` as shipped (tickets written by a child process), and with ALERTDESK_STORE_PROCESS=false."""
+    env = {"ALERTDESK_LOG_LEVEL": "INFO", "ALERTDESK_STORE_PROCESS": str(request.param == "writer process")}
+    proc = AlertdeskProcess(tmp_path, env).start()
+    assert proc.proc is not None
+    children = Path(f"/proc/{proc.proc.pid}/task/{proc.proc.pid}/children").read_text().split()
+    assert len(children) == (1 if request.param == "writer process" else 0)
     yield proc
     proc.stop(signal.SIGKILL)
 

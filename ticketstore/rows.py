@@ -37,7 +37,7 @@ _LINKS = select(_e.dedup_key, _e.episode_id, _e.ticket_id).where(
 _RESOLUTIONS = select(_c.dedup_key, _c.resolved_at).where(
     _c.dedup_key.in_(bindparam("keys", expanding=True)), _c.resolved_at >= bindparam("oldest")
 )
-_LOCKED = {id(q): q.with_for_update() for q in (_LATEST, _BY_ID)}
+_LATEST_LOCKED, _BY_ID_LOCKED = _LATEST.with_for_update(), _BY_ID.with_for_update()
 _INSERT_TICKETS = insert(t.tickets).returning(t.tickets.c.id, sort_by_parameter_order=True)
 _INSERT_HISTORY, _INSERT_LINKS = insert(t.history), insert(t.episodes)
 _INSERT_NOTIFICATIONS, _INSERT_PROCESSED = insert(t.notifications), insert(t.processed_alerts)
@@ -71,7 +71,9 @@ def load(
     keys = [key for key in episodes if key not in states]
     if not keys:
         return states, cached
-    by_id = {r.id: TicketRow.from_row(r) for r in conn.execute(for_update(conn, _LATEST), {"keys": keys})}
+    by_id = {
+        r.id: TicketRow.from_row(r) for r in conn.execute(for_update(conn, _LATEST, _LATEST_LOCKED), {"keys": keys})
+    }
     states.update((key, KeyState()) for key in keys)
     for ticket in by_id.values():
         states[ticket.dedup_key].latest = ticket
@@ -81,7 +83,7 @@ def load(
         links = conn.execute(_LINKS, {"pairs": list(wanted)}).all()
         missing = {link.ticket_id for link in links} - by_id.keys()
         if missing:
-            rows = conn.execute(for_update(conn, _BY_ID), {"ids": list(missing)})
+            rows = conn.execute(for_update(conn, _BY_ID, _BY_ID_LOCKED), {"ids": list(missing)})
             by_id.update({r.id: TicketRow.from_row(r) for r in rows})
         for link in links:
             states[link.dedup_key].episodes[link.episode_id] = by_id[link.ticket_id]
@@ -95,10 +97,10 @@ def load(
     return states, [*cached, *by_id.values()]
 
 
-def for_update(conn: Connection, query: Any) -> Any:
+def for_update(conn: Connection, query: Any, locked: Any = None) -> Any:
+    """`query` locking its rows (`locked`, when built already); SQLite's writer holds the whole database already."""
     if conn.dialect.name == "sqlite":
-        return query  # the writer already holds the database's write lock (BEGIN IMMEDIATE)
-    locked = _LOCKED.get(id(query))
+        return query  # BEGIN IMMEDIATE
     return query.with_for_update() if locked is None else locked
 
 
