@@ -80,7 +80,7 @@ async def build_app(settings: Settings, *, registry: CollectorRegistry, now: Clo
         await engines.dispose()
         raise
     store = TicketStore(engines, Lifecycle(policy), now=now)
-    writer = _writer(settings, policy, store) if now is utc_now else store  # the child keeps the real time
+    writer = _writer(settings, policy, store, registry) if now is utc_now else store  # the child keeps the real time
     pipeline = EmbeddedPipeline(
         writer,
         StoreMetrics(registry),
@@ -113,14 +113,14 @@ async def build_app(settings: Settings, *, registry: CollectorRegistry, now: Clo
     return app
 
 
-def _writer(settings: Settings, policy: Policy, store: TicketStore) -> BatchStore:
+def _writer(settings: Settings, policy: Policy, store: TicketStore, registry: CollectorRegistry) -> BatchStore:
     """Who applies the alert batches: a child process on a SQLite file (the default), else the store itself.
 
     PostgreSQL needs no child: asyncpg does its I/O on the event loop without holding a thread.
     """
     database = make_url(settings.database_url).database
     if settings.store_process and is_sqlite(settings.database_url) and database not in (None, "", ":memory:"):
-        return StoreProcess(settings.database_url, policy, log_level=settings.log_level.upper())
+        return StoreProcess(settings.database_url, policy, registry, log_level=settings.log_level.upper())
     return store
 
 

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from prometheus_client import CollectorRegistry, Counter
+
 from normalizers.schema import TicketCommand, Unavailable
 from ticketstore.policy import Policy
 from ticketstore.store import Applied
@@ -42,16 +44,34 @@ class StoreProcess:
     the write lock, so a child silent for longer is stuck, and is killed and replaced.
     """
 
-    def __init__(self, database_url: str, policy: Policy, *, log_level: str = "INFO", reply_timeout: float = 60.0):
+    def __init__(
+        self,
+        database_url: str,
+        policy: Policy,
+        registry: CollectorRegistry,
+        *,
+        log_level: str = "INFO",
+        reply_timeout: float = 60.0,
+    ) -> None:
         self._setup = pickle.dumps((database_url, policy, log_level))
         self._reply_timeout = reply_timeout
         self._child: asyncio.subprocess.Process | None = None
+        self._replaced = Counter(
+            "alertdesk_store_writer_restarts_total",
+            "Times alertdesk run replaced its store writer process (it died, or did not answer)",
+            registry=registry,
+        )
 
     async def start(self) -> None:
         await self._start()
 
     async def apply_batch(self, commands: Sequence[TicketCommand]) -> list[Applied]:
-        child = self._child if self._child is not None and self._child.returncode is None else await self._start()
+        child = self._child
+        if child is None or child.returncode is not None:
+            if child is not None:  # died between two batches
+                self._replaced.inc()
+                logger.error("the store writer process exited (code %s); starting a new one", child.returncode)
+            child = await self._start()
         assert child.stdin is not None and child.stdout is not None
         try:
             async with asyncio.timeout(self._reply_timeout):
@@ -61,11 +81,13 @@ class StoreProcess:
                 outcome, value = pickle.loads(await child.stdout.readexactly(_LENGTH.unpack(head)[0]))
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             self._child = None
+            self._replaced.inc()
             code = await child.wait()
             logger.error("the store writer process exited (code %s); starting a new one", code)
             raise Unavailable("the store writer stopped; retry later") from exc
         except BaseException as exc:  # stuck, or cancelled half-way: a late reply could be taken for the next batch's
             self._child = None
+            self._replaced.inc()
             child.kill()
             if isinstance(exc, TimeoutError):
                 logger.error("the store writer did not answer in %gs; replacing it", self._reply_timeout)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from alertdesk.writer import StoreProcess
 from dedup.fold import fold
@@ -31,8 +32,13 @@ async def database(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def writer(database: Path) -> AsyncIterator[StoreProcess]:
-    process = StoreProcess(f"sqlite+aiosqlite:///{database}", Policy(), reply_timeout=3)
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+async def writer(database: Path, registry: CollectorRegistry) -> AsyncIterator[StoreProcess]:
+    process = StoreProcess(f"sqlite+aiosqlite:///{database}", Policy(), registry, reply_timeout=3)
     await process.start()
     yield process
     await process.stop()
@@ -41,6 +47,10 @@ async def writer(database: Path) -> AsyncIterator[StoreProcess]:
 def occurrences(database: Path) -> list[tuple[str, int]]:
     with sqlite3.connect(database) as db:
         return list(db.execute("SELECT status, occurrences FROM tickets ORDER BY id"))
+
+
+def restarts(registry: CollectorRegistry) -> float | None:
+    return registry.get_sample_value("alertdesk_store_writer_restarts_total")
 
 
 def child_pid(writer: StoreProcess) -> int:
@@ -60,7 +70,7 @@ async def test_a_batch_is_committed_before_its_results_come_back(
 
 
 async def test_a_stuck_writer_is_replaced_and_the_batch_can_be_retried(
-    writer: StoreProcess, database: Path, clock: Clock
+    writer: StoreProcess, database: Path, clock: Clock, registry: CollectorRegistry
 ) -> None:
     await writer.apply_batch(fold([nagios(clock, Kind.PROBLEM)]))
     stuck = child_pid(writer)
@@ -73,10 +83,14 @@ async def test_a_stuck_writer_is_replaced_and_the_batch_can_be_retried(
     await writer.apply_batch(batch)  # what the embedded pipeline does with an Unavailable: retry
 
     assert child_pid(writer) != stuck
+    assert restarts(registry) == 1
     assert occurrences(database) == [("open", 2)]
 
 
-async def test_a_writer_killed_between_batches_is_replaced(writer: StoreProcess, database: Path, clock: Clock) -> None:
+async def test_a_writer_killed_between_batches_is_replaced(
+    writer: StoreProcess, database: Path, clock: Clock, registry: CollectorRegistry
+) -> None:
+    assert restarts(registry) == 0
     await writer.apply_batch(fold([nagios(clock, Kind.PROBLEM)]))
     killed = child_pid(writer)
     os.kill(killed, signal.SIGKILL)
@@ -89,11 +103,12 @@ async def test_a_writer_killed_between_batches_is_replaced(writer: StoreProcess,
         await writer.apply_batch(batch)
 
     assert child_pid(writer) != killed
+    assert restarts(registry) == 1
     assert occurrences(database) == [("open", 2)]
 
 
 async def test_stop_lets_the_writer_exit(database: Path, clock: Clock) -> None:
-    writer = StoreProcess(f"sqlite+aiosqlite:///{database}", Policy())
+    writer = StoreProcess(f"sqlite+aiosqlite:///{database}", Policy(), CollectorRegistry())
     await writer.start()
     await writer.apply_batch(fold([nagios(clock, Kind.PROBLEM)]))
     pid = child_pid(writer)
