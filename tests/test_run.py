@@ -20,14 +20,25 @@ PAYLOADS = Path(__file__).parent / "payloads"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(params=["writer process", "one process"])
-def alertdesk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[AlertdeskProcess]:
-    """`alertdesk run` as shipped (tickets written by a child process), and with ALERTDESK_STORE_PROCESS=false."""
-    env = {"ALERTDESK_LOG_LEVEL": "INFO", "ALERTDESK_STORE_PROCESS": str(request.param == "writer process")}
-    proc = AlertdeskProcess(tmp_path, env).start()
+def children(proc: AlertdeskProcess) -> list[str]:
     assert proc.proc is not None
-    children = Path(f"/proc/{proc.proc.pid}/task/{proc.proc.pid}/children").read_text().split()
-    assert len(children) == (1 if request.param == "writer process" else 0)
+    return Path(f"/proc/{proc.proc.pid}/task/{proc.proc.pid}/children").read_text().split()
+
+
+@pytest.fixture
+def alertdesk(tmp_path: Path) -> Iterator[AlertdeskProcess]:
+    """`alertdesk run` as shipped: tickets written by its store writer process."""
+    proc = AlertdeskProcess(tmp_path, {"ALERTDESK_LOG_LEVEL": "INFO"}).start()
+    assert len(children(proc)) == 1
+    yield proc
+    proc.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def one_process(tmp_path: Path) -> Iterator[AlertdeskProcess]:
+    """`alertdesk run` with ALERTDESK_STORE_PROCESS=false: the writer is a task of the server."""
+    proc = AlertdeskProcess(tmp_path, {"ALERTDESK_LOG_LEVEL": "INFO", "ALERTDESK_STORE_PROCESS": "false"}).start()
+    assert children(proc) == []
     yield proc
     proc.stop(signal.SIGKILL)
 
@@ -53,7 +64,11 @@ async def tickets(session: aiohttp.ClientSession, base: str, **params: str) -> l
     return list(body["tickets"])
 
 
-async def test_nagios_problem_twice_then_recovery_gives_one_resolved_ticket(alertdesk: AlertdeskProcess) -> None:
+@pytest.mark.parametrize("mode", ["alertdesk", "one_process"])
+async def test_nagios_problem_twice_then_recovery_gives_one_resolved_ticket(
+    mode: str, request: pytest.FixtureRequest
+) -> None:
+    alertdesk: AlertdeskProcess = request.getfixturevalue(mode)
     async with aiohttp.ClientSession() as session:
         for form in (
             nagios_form("PROBLEM", "4121"),
