@@ -122,10 +122,13 @@ class _Keys:
 
     def __call__(self, *macros: str) -> tuple[str, ...]:
         names = _spellings(macros, self._snake_first)
-        if names[0] in self._body:  # the usual case: already in the order the sender spelled it
-            return names
         body = self._body
-        return (*(n for n in names if n in body), *(n for n in names if n not in body))
+        if names[0] in body:  # the usual case: already in the order the sender spelled it
+            return names
+        present = [n for n in names if n in body]
+        if not present:  # an optional macro the sender did not send: the order is already the body's style
+            return names
+        return (*present, *(n for n in names if n not in body))
 
 
 @functools.cache

@@ -11,6 +11,7 @@ import asyncio
 import io
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -191,6 +192,24 @@ async def test_idempotency_key_gives_a_retry_the_same_alert_id(start: StartEdge)
 
     assert [call["key"] for call in edge.normalize.calls] == ["zabbix-8471302-0-0", "zabbix-8471302-0-0", None]
     assert (await first.json())["alert_id"] == (await retry.json())["alert_id"] != (await other.json())["alert_id"]
+
+
+@pytest.mark.parametrize(
+    ("source", "instance", "key", "alert_id"),
+    [
+        (Source.ZABBIX, None, "zabbix-8471302-0-0", "1832e648-03ef-5e1a-9678-47f87a7d1318"),
+        (Source.NAGIOS, "paris", "nagios-4121-1", "cc75c75d-f0c1-5946-9e31-ccce5ff76df4"),
+        (Source.SOLARWINDS, None, "~ \u00e9\u00e8 " + "k" * 240, None),
+    ],
+)
+def test_the_alert_id_of_an_idempotency_key_never_changes(
+    source: Source, instance: str | None, key: str, alert_id: str | None
+) -> None:
+    """Ids already stored must keep matching retries after an upgrade: uuid5 in alertdesk's namespace, for ever."""
+    expected = uuid.uuid5(
+        uuid.UUID("6f1d6d0e-4c1b-4f43-9a55-5d0a3b1f7a10"), f"{source.value}\x00{instance or ''}\x00{key}"
+    )
+    assert alert_id_for(source, instance, key) == str(expected) == (alert_id or str(expected))
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "clé-8471302"])
