@@ -55,5 +55,23 @@ class AlertdeskProcess:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout=timeout)
 
+    def children(self) -> list[int]:
+        """Pids of the processes it started (for `alertdesk run`: its store writer)."""
+        assert self.proc is not None
+        return [int(pid) for pid in Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()]
+
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def gone(pid: int, timeout: float = 15.0) -> bool:
+    """Whether `pid` exited (or is a zombie nobody waits for) within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        time.sleep(0.05)
+    return False

@@ -7,14 +7,13 @@ import os
 import random
 import signal
 import sqlite3
-import time
 from collections import Counter
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.process import AlertdeskProcess
+from tests.process import AlertdeskProcess, gone
 
 pytestmark = pytest.mark.slow
 
@@ -72,23 +71,9 @@ async def until_accepted(accepted: list[tuple[str, str, str]], count: int) -> No
 
 def writer_pid(server: AlertdeskProcess) -> int:
     """The store writer child of `alertdesk run` (SQLite)."""
-    assert server.proc is not None
-    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+    children = server.children()
     assert len(children) == 1, f"expected one writer process, found {children}"
-    return int(children[0])
-
-
-def gone(pid: int, timeout: float = 15.0) -> bool:
-    """Whether `pid` exited (or is a zombie nobody waits for) within `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
-                return True
-        except (FileNotFoundError, ProcessLookupError):
-            return True
-        time.sleep(0.05)
-    return False
+    return children[0]
 
 
 async def test_every_accepted_alert_survives_sigkill_exactly_once(tmp_path: Path) -> None:

@@ -20,16 +20,11 @@ PAYLOADS = Path(__file__).parent / "payloads"
 pytestmark = pytest.mark.slow
 
 
-def children(proc: AlertdeskProcess) -> list[str]:
-    assert proc.proc is not None
-    return Path(f"/proc/{proc.proc.pid}/task/{proc.proc.pid}/children").read_text().split()
-
-
 @pytest.fixture
 def alertdesk(tmp_path: Path) -> Iterator[AlertdeskProcess]:
     """`alertdesk run` as shipped: tickets written by its store writer process."""
     proc = AlertdeskProcess(tmp_path, {"ALERTDESK_LOG_LEVEL": "INFO"}).start()
-    assert len(children(proc)) == 1
+    assert len(proc.children()) == 1
     yield proc
     proc.stop(signal.SIGKILL)
 
@@ -38,7 +33,7 @@ def alertdesk(tmp_path: Path) -> Iterator[AlertdeskProcess]:
 def one_process(tmp_path: Path) -> Iterator[AlertdeskProcess]:
     """`alertdesk run` with ALERTDESK_STORE_PROCESS=false: the writer is a task of the server."""
     proc = AlertdeskProcess(tmp_path, {"ALERTDESK_LOG_LEVEL": "INFO", "ALERTDESK_STORE_PROCESS": "false"}).start()
-    assert children(proc) == []
+    assert proc.children() == []
     yield proc
     proc.stop(signal.SIGKILL)
 

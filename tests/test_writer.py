@@ -15,7 +15,7 @@ from alertdesk.writer import StoreProcess
 from dedup.fold import fold
 from normalizers.schema import Kind, Unavailable
 from tests.conftest import Clock
-from tests.test_crash import gone
+from tests.process import gone
 from tests.test_lifecycle import nagios
 from ticketstore.db import create_engines
 from ticketstore.migrate import upgrade
