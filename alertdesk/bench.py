@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alertdesk import server
+from alertdesk import runtime
 from alertdesk.loadgen import Key, dedup_key, fleet, free_port, percentile, read_response, request
 
 FLAPPING_CYCLES = 3  # the shipped policy: 3 open/resolve cycles within 1 h make a key flap (CONTRACT §2)
@@ -127,7 +127,7 @@ async def _drive(host: str, port: int, args: argparse.Namespace) -> int:
 def bench(args: argparse.Namespace) -> int:
     if args.url:
         parsed = urllib.parse.urlsplit(args.url)
-        return server.run(lambda: _drive(parsed.hostname or "127.0.0.1", parsed.port or 80, args))
+        return runtime.run(lambda: _drive(parsed.hostname or "127.0.0.1", parsed.port or 80, args))
     with tempfile.TemporaryDirectory(prefix="alertdesk-bench-") as tmp:
         port = free_port()
         env = {**os.environ, "ALERTDESK_PORT": str(port), "ALERTDESK_LOG_LEVEL": "WARNING"}
@@ -135,7 +135,7 @@ def bench(args: argparse.Namespace) -> int:
         child = subprocess.Popen([sys.executable, "-m", "alertdesk.cli", "run"], env=env, cwd=tmp)
         try:
             _wait_healthy(port, child)
-            return server.run(lambda: _drive("127.0.0.1", port, args))
+            return runtime.run(lambda: _drive("127.0.0.1", port, args))
         finally:
             child.terminate()
             child.wait(timeout=30)

@@ -31,7 +31,7 @@ from pathlib import Path
 import asyncpg
 import orjson
 
-from alertdesk import server
+from alertdesk import runtime
 from alertdesk.loadgen import Key, fleet, free_port, percentile, read_response, request
 
 DEFAULT_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -72,7 +72,7 @@ def bench_distributed(args: argparse.Namespace) -> int:
             "ALERTDESK_DATABASE_SCHEMA": prefix,
             "ALERTDESK_LOG_LEVEL": "WARNING",
         }
-        server.run(lambda: _schema(database_url, f'CREATE SCHEMA "{prefix}"'))
+        runtime.run(lambda: _schema(database_url, f'CREATE SCHEMA "{prefix}"'))
         children: dict[str, list[tuple[subprocess.Popen[bytes], int]]] = {}
         try:
             for stage, count in STAGES:
@@ -80,7 +80,7 @@ def bench_distributed(args: argparse.Namespace) -> int:
             for stage_children in children.values():
                 for child, port in stage_children:
                     _wait_ready(child, port)
-            return server.run(lambda: _bench(args, children, database_url, prefix))
+            return runtime.run(lambda: _bench(args, children, database_url, prefix))
         finally:
             for stage_children in children.values():
                 for child, _ in stage_children:
@@ -88,7 +88,7 @@ def bench_distributed(args: argparse.Namespace) -> int:
             for stage_children in children.values():
                 for child, _ in stage_children:
                     child.wait(timeout=30)
-            server.run(lambda: _cleanup(broker_url, prefix, database_url))
+            runtime.run(lambda: _cleanup(broker_url, prefix, database_url))
 
 
 async def _bench(

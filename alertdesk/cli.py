@@ -11,7 +11,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from alertdesk import server
+from alertdesk import runtime
 from alertdesk.settings import Settings, describe
 from normalizers.schema import AlertdeskError
 
@@ -103,15 +103,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # our own line says what was migrated
     try:
         if args.command == "run":
-            return server.run(lambda: _run(settings))
+            return runtime.run(lambda: _run(settings))
         if args.command in ("ingest", "dedup", "store"):
             from alertdesk.distributed import run_stage
 
-            return server.run(lambda: run_stage(args.command, settings))
+            return runtime.run(lambda: run_stage(args.command, settings))
         if args.command == "dead-letters":
             from alertdesk.deadletters import dead_letters
 
-            return server.run(lambda: dead_letters(settings, args.action, getattr(args, "ids", None)))
+            return runtime.run(lambda: dead_letters(settings, args.action, getattr(args, "ids", None)))
     except AlertdeskError as exc:
         logger.error("%s", exc)
         return 2
@@ -120,11 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _run(settings: Settings) -> int:
     from alertdesk.embedded_app import build_app, lock_database
+    from alertdesk.server import serve
 
     lock = lock_database(settings.database_url)
     try:
         app = await build_app(settings, registry=CollectorRegistry())
-        await server.serve(app, settings.host, settings.port, access_log=settings.access_log)
+        await serve(app, settings.host, settings.port, access_log=settings.access_log)
     finally:
         if lock is not None:
             lock.close()

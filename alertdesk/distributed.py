@@ -25,11 +25,11 @@ from alertdesk.embedded_app import (
     api_config,
     background,
     ingest_config,
-    utc_now,
     warn_open_api,
     warn_open_webhooks,
 )
 from alertdesk.health import health_routes
+from alertdesk.runtime import utc_now
 from alertdesk.settings import Settings
 from dedup import DedupMetrics
 from dedup.broker import AmqpPublisher, Broker, Session

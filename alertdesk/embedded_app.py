@@ -7,17 +7,17 @@ import fcntl
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from sqlalchemy.engine import make_url
 
 from alertdesk.embedded import BatchStore, EmbeddedPipeline
 from alertdesk.health import health_routes
+from alertdesk.runtime import utc_now
 from alertdesk.settings import Settings
 from alertdesk.writer import StoreProcess
 from dedup import DedupMetrics
@@ -25,7 +25,7 @@ from ingest import IngestConfig, IngestMetrics, json_errors, open_sources, webho
 from normalizers.schema import AlertdeskError
 from ticketstore.api import ApiConfig, ticket_api
 from ticketstore.background import Background, EscalationMetrics
-from ticketstore.db import Engines, create_engines, is_sqlite
+from ticketstore.db import Engines, create_engines, sqlite_file
 from ticketstore.lifecycle import Lifecycle
 from ticketstore.metrics import StoreMetrics
 from ticketstore.migrate import upgrade
@@ -41,10 +41,6 @@ Clock = Callable[[], datetime]
 
 class AlreadyRunning(AlertdeskError):
     """Another `alertdesk run` holds this SQLite database."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def api_config(settings: Settings) -> ApiConfig:
@@ -70,7 +66,7 @@ def warn_open_api(api: ApiConfig) -> None:
         logger.warning("operator actions on /api are open: set ALERTDESK_API_TOKEN to require a token")
 
 
-async def build_app(settings: Settings, *, registry: CollectorRegistry, now: Clock = utc_now) -> web.Application:
+async def build_app(settings: Settings, *, registry: CollectorRegistry) -> web.Application:
     """Everything wired, schema upgraded; the writer and housekeeping start with the app and stop after it."""
     policy = load_policy(settings.policy)
     engines = create_engines(settings.database_url, schema=settings.database_schema)
@@ -79,13 +75,13 @@ async def build_app(settings: Settings, *, registry: CollectorRegistry, now: Clo
     except BaseException:
         await engines.dispose()
         raise
-    store = TicketStore(engines, Lifecycle(policy), now=now)
-    writer = _writer(settings, policy, store, registry) if now is utc_now else store  # the child keeps the real time
+    store = TicketStore(engines, Lifecycle(policy), now=utc_now)
+    writer = _writer(settings, policy, store, registry)
     pipeline = EmbeddedPipeline(
         writer,
         StoreMetrics(registry),
         DedupMetrics(registry),
-        now=now,
+        now=utc_now,
         timeout=settings.publish_timeout,
         max_batch=settings.max_batch,
     )
@@ -94,7 +90,7 @@ async def build_app(settings: Settings, *, registry: CollectorRegistry, now: Clo
     warn_open_api(api)
 
     app = web.Application(middlewares=[json_errors])
-    app.add_routes(webhook_routes(config, pipeline, IngestMetrics(registry), now=now))
+    app.add_routes(webhook_routes(config, pipeline, IngestMetrics(registry), now=utc_now))
     app.add_routes(ticket_api(store, TicketQueries(engines), api))
     app.add_routes(health_routes({"store": store.ping}, registry))
 
@@ -102,7 +98,7 @@ async def build_app(settings: Settings, *, registry: CollectorRegistry, now: Clo
         if isinstance(writer, StoreProcess):
             await writer.start()
         await pipeline.start()
-        async with background(store, engines, policy, settings, registry, now):
+        async with background(store, engines, policy, settings, registry, utc_now):
             yield
         await pipeline.stop()
         if isinstance(writer, StoreProcess):
@@ -118,8 +114,7 @@ def _writer(settings: Settings, policy: Policy, store: TicketStore, registry: Co
 
     PostgreSQL needs no child: asyncpg does its I/O on the event loop without holding a thread.
     """
-    database = make_url(settings.database_url).database
-    if settings.store_process and is_sqlite(settings.database_url) and database not in (None, "", ":memory:"):
+    if settings.store_process and sqlite_file(settings.database_url) is not None:
         return StoreProcess(settings.database_url, policy, registry, log_level=settings.log_level.upper())
     return store
 
@@ -143,10 +138,8 @@ async def background(
 
 def lock_database(url: str) -> IO[str] | None:
     """Refuse a second `alertdesk run` on the same SQLite file (it would corrupt nothing, but double the work)."""
-    if not is_sqlite(url):
-        return None
-    database = make_url(url).database
-    if not database or database == ":memory:":
+    database = sqlite_file(url)
+    if database is None:
         return None
     path = Path(database).resolve()
     handle = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the life of the process

@@ -7,14 +7,12 @@ only then do the app's cleanup contexts stop the pipeline and close the database
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
 
 from aiohttp import web
 
+from alertdesk.runtime import tune_gc
 from ingest import RedactingAccessLogger
 
 logger = logging.getLogger(__name__)
@@ -44,19 +42,6 @@ async def serve(
     logger.info("stopped")
 
 
-def tune_gc() -> None:
-    """Keep the garbage collector off what start-up built, and run it less often.
-
-    Everything made so far (modules, app, engines) lives as long as the process: `gc.freeze` takes it out of every
-    collection. Young objects are counted in tens of thousands per second here; collecting them every 700
-    allocations (the default) made full collections the main cause of p99 latency (~100 ms → ~55 ms at 64
-    connections in `alertdesk bench`).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
-
-
 async def _until_signal() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -67,18 +52,3 @@ async def _until_signal() -> None:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-
-
-T = TypeVar("T")
-
-
-def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run `main` on uvloop where available (it roughly halves the cost of each request)."""
-    try:
-        import uvloop
-
-        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
-        factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main())

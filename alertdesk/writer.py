@@ -22,7 +22,6 @@ import signal
 import struct
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import IO, Any
 
 from prometheus_client import CollectorRegistry, Counter
@@ -77,8 +76,7 @@ class StoreProcess:
             async with asyncio.timeout(self._reply_timeout):
                 _send(child.stdin, pickle.dumps(list(commands), pickle.HIGHEST_PROTOCOL))
                 await child.stdin.drain()
-                head = await child.stdout.readexactly(_LENGTH.size)
-                outcome, value = pickle.loads(await child.stdout.readexactly(_LENGTH.unpack(head)[0]))
+                outcome, value = await _read(child.stdout)
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             self._child = None
             self._replaced.inc()
@@ -119,8 +117,7 @@ class StoreProcess:
             async with asyncio.timeout(_START_TIMEOUT):
                 _send(child.stdin, self._setup)
                 await child.stdin.drain()
-                head = await child.stdout.readexactly(_LENGTH.size)
-                await child.stdout.readexactly(_LENGTH.unpack(head)[0])
+                await _read(child.stdout)  # ("ready", None)
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError) as exc:
             child.kill()
             await child.wait()
@@ -131,6 +128,11 @@ class StoreProcess:
 
 def _send(stream: asyncio.StreamWriter | IO[bytes], data: bytes) -> None:
     stream.write(_LENGTH.pack(len(data)) + data)
+
+
+async def _read(stream: asyncio.StreamReader) -> Any:
+    head = await stream.readexactly(_LENGTH.size)
+    return pickle.loads(await stream.readexactly(_LENGTH.unpack(head)[0]))
 
 
 def _receive(stream: IO[bytes]) -> Any:
@@ -149,15 +151,15 @@ def main() -> None:
     database_url, policy, log_level = _receive(requests)
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
-    from alertdesk import server
+    from alertdesk import runtime
     from ticketstore.db import create_engines
     from ticketstore.lifecycle import Lifecycle
     from ticketstore.store import TicketStore
 
     async def serve() -> None:
         engines = dataclasses.replace(create_engines(database_url), inline=True)  # one batch at a time anyway
-        store = TicketStore(engines, Lifecycle(policy), now=lambda: datetime.now(UTC), cache=True)  # sole batch writer
-        server.tune_gc()
+        store = TicketStore(engines, Lifecycle(policy), now=runtime.utc_now, cache=True)  # the only batch writer
+        runtime.tune_gc()
         _send(replies, pickle.dumps(("ready", None)))
         replies.flush()
         try:
@@ -175,7 +177,7 @@ def main() -> None:
         finally:
             await engines.dispose()
 
-    server.run(serve)
+    runtime.run(serve)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,12 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite `url`; None for another database or an in-memory one."""
+    database = make_url(url).database if is_sqlite(url) else None
+    return None if not database or database == ":memory:" else database
+
+
 def create_engines(url: str, *, pool_size: int = 5, schema: str | None = None) -> Engines:
     """Engines for `url`; `schema` (PostgreSQL) puts every table in that schema, e.g. one per test."""
     if not is_sqlite(url):
