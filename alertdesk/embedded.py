@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -92,10 +91,7 @@ class EmbeddedPipeline:
     async def _commit(self, batch: list[_Pending]) -> None:
         alerts = [alert for alert, _ in batch]
         commands = fold(alerts)
-        for source, count in Counter(alert.source.value for alert in alerts).items():
-            self._dedup_metrics.alerts_in.labels(source).inc(count)
-        for kind, count in Counter(cmd.alert.kind.value for cmd in commands).items():
-            self._dedup_metrics.commands_out.labels(kind).inc(count)
+        self._dedup_metrics.record(alerts, commands)
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(Unavailable),

@@ -73,7 +73,6 @@ class Broker:
         self._name = name
         self._metrics = metrics
         self._max_backoff = max_backoff
-        self.connection: AbstractConnection | None = None
 
     async def run(self, session: Session) -> None:
         """Forever: connect, run `session(connection, lost)` until `lost` is set or it raises, reconnect.
@@ -85,7 +84,6 @@ class Broker:
             connection = await self._connect()
             lost = asyncio.Event()
             connection.close_callbacks.add(_setting(lost))
-            self.connection = connection
             self._metrics.connected.set(1)
             try:
                 await session(connection, lost)
@@ -93,7 +91,6 @@ class Broker:
             except (Unavailable, *BROKER_ERRORS) as exc:
                 logger.warning("broker session ended (%s: %s); reconnecting", exc.__class__.__name__, exc)
             finally:
-                self.connection = None
                 self._metrics.connected.set(0)
                 await close_quietly(connection)
             await asyncio.sleep(0.1)

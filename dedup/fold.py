@@ -39,8 +39,3 @@ def fold(alerts: Iterable[Alert]) -> list[TicketCommand]:
         else:
             open_run.pop(alert.dedup_key, None)
     return commands
-
-
-def fold_ratio(alert_count: int, command_count: int) -> float:
-    """Alerts per command; 1.0 means nothing folded."""
-    return alert_count / command_count if command_count else 1.0

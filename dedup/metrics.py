@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter
+
+from normalizers.schema import Alert, TicketCommand
 
 
 class DedupMetrics:
@@ -16,3 +21,10 @@ class DedupMetrics:
             ["kind"],
             registry=registry,
         )
+
+    def record(self, alerts: Sequence[Alert], commands: Sequence[TicketCommand]) -> None:
+        """Count a window's alerts and the commands they folded into: one increment per label, not per alert."""
+        for source, count in Tally(alert.source.value for alert in alerts).items():
+            self.alerts_in.labels(source).inc(count)
+        for kind, count in Tally(cmd.alert.kind.value for cmd in commands).items():
+            self.commands_out.labels(kind).inc(count)

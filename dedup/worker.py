@@ -78,9 +78,7 @@ class DedupStage:
     def _count(self, handled: list[Alert | Unreadable], commands: list[TicketCommand]) -> None:
         alerts = [a for a in handled if isinstance(a, Alert)]
         now = self._now()
+        self._dedup_metrics.record(alerts, commands)
         for alert in alerts:
-            self._dedup_metrics.alerts_in.labels(alert.source.value).inc()
             self._metrics.lag_seconds.observe(max((now - alert.received_at).total_seconds(), 0.0))
-        for cmd in commands:
-            self._dedup_metrics.commands_out.labels(cmd.alert.kind.value).inc()
         self._metrics.dead_lettered.inc(len(handled) - len(alerts))

@@ -36,7 +36,6 @@ class Outcome:
     ticket: TicketRow | None
     opened: bool = False
     resolved: bool = False
-    late: bool = False
 
 
 @dataclass(slots=True)
@@ -56,7 +55,7 @@ class Lifecycle:
             detail = f"{_describe(a)} for episode {a.episode_id}: ticket not changed"
             # what an operator wrote with a late event (a Zabbix comment on a resolved problem) is kept
             known.log(at, "late_event", a.actor or a.source.value, f"{detail}: {a.comment}" if a.comment else detail)
-            return Outcome(known, late=True)
+            return Outcome(known)
 
         match a.kind:
             case Kind.PROBLEM:

@@ -105,10 +105,6 @@ class TicketRow:
     def active(self) -> bool:
         return self.status in ACTIVE
 
-    @property
-    def number(self) -> str | None:
-        return None if self.id is None else ticket_number(self.id)
-
     def log(self, at: datetime, kind: str, actor: str | None, detail: str = "") -> None:
         self.history.append(HistoryEntry(self, at, kind, actor, detail))
 
