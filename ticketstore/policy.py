@@ -6,6 +6,7 @@ The defaults are CONTRACT §3's table; a policy file (`ALERTDESK_POLICY`) tunes 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -98,7 +99,7 @@ class Route(BaseModel):
             "severity": alert.severity.value if alert.severity else "",
             "instance": alert.instance or "",
         }
-        return all(fnmatchcase(fields[name], pattern) for name, pattern in self.match.items())
+        return _matches(self.match, fields)
 
 
 class FlappingPolicy(BaseModel):
@@ -121,8 +122,12 @@ class Override(BaseModel):
     flapping: FlappingPolicy | None = None
 
     def matches(self, source: str, severity: str, instance: str | None) -> bool:
-        fields = {"source": source, "severity": severity, "instance": instance or ""}
-        return all(fnmatchcase(fields[name], pattern) for name, pattern in self.match.items())
+        return _matches(self.match, {"source": source, "severity": severity, "instance": instance or ""})
+
+
+def _matches(match: Mapping[Any, str], fields: Mapping[str, str]) -> bool:
+    """Every field named in `match` fits its shell-style pattern."""
+    return all(fnmatchcase(fields[name], pattern) for name, pattern in match.items())
 
 
 DEFAULT_SEVERITIES: dict[Severity, SeverityPolicy] = {

@@ -55,8 +55,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 # SQLite only auto-increments an INTEGER PRIMARY KEY; BIGINT elsewhere.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
-ACTIVE_STATUSES = ("open", "in_progress", "waiting")
-_ACTIVE = text("status IN ('open', 'in_progress', 'waiting')")
+ACTIVE_STATUSES = ("open", "in_progress", "waiting")  # a ticket in these is THE active ticket of its key
+_ACTIVE = text(f"status IN ({', '.join(repr(s) for s in ACTIVE_STATUSES)})")
 
 tickets = Table(
     "tickets",

@@ -14,8 +14,9 @@ from typing import Any
 
 from normalizers.schema import Severity, highest
 from ticketstore.policy import Policy
+from ticketstore.tables import ACTIVE_STATUSES
 
-ACTIVE = frozenset({"open", "in_progress", "waiting"})
+ACTIVE = frozenset(ACTIVE_STATUSES)
 STATUSES = ("open", "in_progress", "waiting", "resolved", "closed")
 
 
