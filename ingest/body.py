@@ -91,7 +91,7 @@ async def read_body(request: web.BaseRequest, limit: int) -> bytes:
 
 def decode_body(kind: MediaType, raw: bytes) -> dict[str, Any]:
     """The body's fields: any JSON values for a JSON object, strings for a form."""
-    if not raw.strip():
+    if not raw or raw.isspace():  # what `not raw.strip()` says, without copying up to a MiB
         raise MalformedBody("empty body")
     if kind is MediaType.JSON:
         return _decode_json(raw)

@@ -56,14 +56,16 @@ async def upgrade(engine: AsyncEngine) -> str:
 def _upgrade(connection: Any) -> str:
     config = _config()
     scripts = ScriptDirectory.from_config(config)
+    newest = scripts.get_current_head()
     current = MigrationContext.configure(connection).get_current_revision()
     if current is not None and scripts.get_revision(current) is None:
         raise SchemaTooNew(
             f"the database is at schema revision {current}, which this alertdesk does not know "
-            f"(its newest is {head()}): it was upgraded by a newer alertdesk; run that version or restore a backup"
+            f"(its newest is {newest}): it was upgraded by a newer alertdesk; run that version or restore a backup"
         )
     config.attributes["connection"] = connection
-    if current != head():
-        logger.info("upgrading the database schema from %s to %s", current or "empty", head())
+    if current != newest:
+        logger.info("upgrading the database schema from %s to %s", current or "empty", newest)
     command.upgrade(config, "head")
-    return head()
+    assert newest is not None
+    return newest
