@@ -200,6 +200,18 @@ def test_second_run_on_same_database_is_refused(alertdesk: AlertdeskProcess, tmp
     assert second.proc is not None and second.proc.returncode == 2
 
 
+def test_a_database_upgraded_by_a_newer_alertdesk_is_refused(tmp_path: Path) -> None:
+    first = AlertdeskProcess(tmp_path, {}).start()
+    assert first.stop(signal.SIGTERM) == 0
+    with sqlite3.connect(tmp_path / "alertdesk.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = '0099_from_the_future'")
+
+    again = AlertdeskProcess(tmp_path, {})
+    with pytest.raises(AssertionError, match="0099_from_the_future, which this alertdesk does not know"):
+        again.start(timeout=20)
+    assert again.proc is not None and again.proc.returncode == 2
+
+
 def test_database_is_migrated_and_in_wal_mode(alertdesk: AlertdeskProcess, tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "alertdesk.db") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

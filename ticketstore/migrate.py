@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -53,12 +54,20 @@ async def upgrade(engine: AsyncEngine) -> str:
         return await conn.run_sync(_upgrade)
 
 
+def _known(scripts: ScriptDirectory, revision: str) -> bool:
+    """Whether this code has `revision` (alembic raises rather than answer no for a revision it never saw)."""
+    try:
+        return scripts.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 def _upgrade(connection: Any) -> str:
     config = _config()
     scripts = ScriptDirectory.from_config(config)
     newest = scripts.get_current_head()
     current = MigrationContext.configure(connection).get_current_revision()
-    if current is not None and scripts.get_revision(current) is None:
+    if current is not None and not _known(scripts, current):
         raise SchemaTooNew(
             f"the database is at schema revision {current}, which this alertdesk does not know "
             f"(its newest is {newest}): it was upgraded by a newer alertdesk; run that version or restore a backup"
