@@ -50,11 +50,17 @@ class StoreMetrics:
             registry=registry,
         )
 
-    def record(self, commands: Iterable[TicketCommand], results: Iterable[Applied], committed_at: datetime) -> None:
-        """Count one batch; each labelled series is touched once per batch, not once per alert."""
+    def record(
+        self, commands: Iterable[TicketCommand], results: Iterable[Applied], committed_at: datetime
+    ) -> list[float]:
+        """Count one batch; each labelled series is touched once per batch, not once per alert.
+
+        Returns the alert→ticket latencies it observed (seconds), for a caller that has a histogram of its own.
+        """
         applied: Counter_[str] = Counter_()
         opened: Counter_[str] = Counter_()
         resolved: Counter_[str] = Counter_()
+        latencies: list[float] = []
         duplicates = dead = count = 0
         for cmd, result in zip(commands, results, strict=True):
             count += 1
@@ -64,7 +70,8 @@ class StoreMetrics:
             duplicates += len(result.alert_ids) - result.new_alerts
             if result.new_alerts:
                 applied[cmd.alert.kind.value] += result.new_alerts
-                self.latency.observe(max((committed_at - cmd.first_received_at).total_seconds(), 0.0))
+                latencies.append(max((committed_at - cmd.first_received_at).total_seconds(), 0.0))
+                self.latency.observe(latencies[-1])
             if result.opened and result.severity:
                 opened[result.severity] += 1
             if result.resolved and result.severity:
@@ -77,3 +84,4 @@ class StoreMetrics:
         if dead:
             self.dead_letters.labels("store").inc(dead)
         self.batch_size.observe(count)
+        return latencies

@@ -80,7 +80,6 @@ class StoreStage:
 
     def _record(self, applied: list[tuple[Delivery, TicketCommand, Applied]]) -> None:
         committed_at = self._now()
-        self._store_metrics.record([c for _, c, _ in applied], [r for _, _, r in applied], committed_at)
-        for _, command, result in applied:
-            if result.new_alerts:
-                self._metrics.lag_seconds.observe(max((committed_at - command.first_received_at).total_seconds(), 0.0))
+        latencies = self._store_metrics.record([c for _, c, _ in applied], [r for _, _, r in applied], committed_at)
+        for seconds in latencies:  # received → applied is this stage's consumer lag too
+            self._metrics.lag_seconds.observe(seconds)
