@@ -131,16 +131,20 @@ def _update(columns: tuple[str, ...]) -> Any:
 def write(
     conn: Connection,
     policy: Policy,
-    new: list[TicketRow],
-    changes: Changes,
-    touched: Iterable[TicketRow],
-    links: list[tuple[str, str, TicketRow]],
-    processed: list[tuple[str, TicketRow | None, str]],
+    tickets: list[TicketRow],
+    before: dict[int, tuple[Any, ...]],
     now: datetime,
+    *,
+    new: Sequence[TicketRow] = (),
+    links: Sequence[tuple[str, str, TicketRow]] = (),
+    processed: Sequence[tuple[str, TicketRow | None, str]] = (),
 ) -> None:
-    for columns, params in changes.items():  # first: a resolved ticket must leave the active slot to its successor
+    """Write back `tickets` (their changes since `before`, their history and notifications), insert `new` ones,
+    and record episode `links` and `processed` alert ids."""
+    for columns, params in changes(tickets, before).items():  # first: a resolved ticket leaves the active slot
         conn.execute(_update(columns), params)
     _insert_new(conn, new)
+    touched = [*tickets, *new]
     history = [
         {"ticket_id": h.ticket.id, "at": h.at, "kind": h.kind, "actor": h.actor, "detail": h.detail}
         for x in touched
@@ -198,7 +202,7 @@ def _notifications(ticket: TicketRow, policy: Policy, now: datetime) -> list[dic
     return rows
 
 
-def _insert_new(conn: Connection, new: list[TicketRow]) -> None:
+def _insert_new(conn: Connection, new: Sequence[TicketRow]) -> None:
     """Insert new tickets in creation order; one that follows another new ticket waits for that one's id."""
     pending = list(new)
     while pending:

@@ -109,7 +109,7 @@ class TicketStore:
             before = {id(ticket): ticket.snapshot()}
             action(ticket, now, policy)
             try:
-                rows.write(conn, policy, [], rows.changes([ticket], before), [ticket], [], [], now)
+                rows.write(conn, policy, [ticket], before, now)
             except IntegrityError:
                 raise Conflict(f"another ticket is already active for {ticket.dedup_key}") from None
 
@@ -142,7 +142,7 @@ class TicketStore:
             before = {id(x): x.snapshot() for x in tickets}
             changed = [x for x in tickets if review(x, policy, now)]
             fired = [(notice, x.peak_severity) for x in changed for notice in x.notices]
-            rows.write(conn, policy, [], rows.changes(changed, before), changed, [], [], now)
+            rows.write(conn, policy, changed, before, now)
             return fired
 
         return await self._run(run)
@@ -166,7 +166,7 @@ class TicketStore:
             tickets = [TicketRow.from_row(r) for r in found]
             before = {id(x): x.snapshot() for x in tickets}
             changed = [x for x in tickets if self._lifecycle.settle_flapping(x, now)]
-            rows.write(conn, policy, [], rows.changes(tickets, before), tickets, [], [], now)
+            rows.write(conn, policy, tickets, before, now)
             return len(changed)
 
         return await self._run(run)
@@ -244,9 +244,7 @@ class TicketStore:
             processed.extend((i, outcome.ticket, kind.value) for i in fresh)
             applied.append((cmd, outcome, len(fresh)))
         links = [(key, ep, ticket) for key, s in states.items() for ep, ticket in s.new_episodes]
-        rows.write(
-            conn, policy, new_tickets, rows.changes(loaded, before), [*loaded, *new_tickets], links, processed, now
-        )
+        rows.write(conn, policy, loaded, before, now, new=new_tickets, links=links, processed=processed)
         return [_applied(cmd, outcome, fresh) for cmd, outcome, fresh in applied], states
 
     async def _dead_letter(self, cmd: TicketCommand, exc: Exception) -> Applied:
