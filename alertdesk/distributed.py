@@ -129,8 +129,9 @@ async def ingest_process(settings: Settings, registry: CollectorRegistry) -> Pro
 async def dedup_process(settings: Settings, registry: CollectorRegistry) -> Process:
     metrics = BrokerMetrics(registry, "dedup")
     link = broker(settings, "dedup", metrics)
-    stage = DedupStage(topology(settings), DedupMetrics(registry), metrics, now=utc_now)
-    worker = PartitionWorker(topology(settings), worker_config(settings, Stream.ALERTS, "dedup"), stage, metrics)
+    queues = topology(settings)
+    stage = DedupStage(queues, DedupMetrics(registry), metrics, now=utc_now)
+    worker = PartitionWorker(queues, worker_config(settings, Stream.ALERTS, "dedup"), stage, metrics)
     app = web.Application(middlewares=[json_errors])
     app.add_routes(health_routes({"broker": worker.ready}, registry))
     return Process(app, link, worker.session)
@@ -149,8 +150,9 @@ async def store_process(settings: Settings, registry: CollectorRegistry) -> Proc
         raise Unavailable(f"cannot upgrade the database schema: {exc.__class__.__name__}: {exc}") from exc
     policy = load_policy(settings.policy)
     store = TicketStore(engines, Lifecycle(policy), now=utc_now)
-    stage = StoreStage(store, topology(settings), StoreMetrics(registry), metrics, now=utc_now)
-    worker = PartitionWorker(topology(settings), worker_config(settings, Stream.TICKETS, "store"), stage, metrics)
+    queues = topology(settings)
+    stage = StoreStage(store, queues, StoreMetrics(registry), metrics, now=utc_now)
+    worker = PartitionWorker(queues, worker_config(settings, Stream.TICKETS, "store"), stage, metrics)
     app = web.Application(middlewares=[json_errors])
     api = api_config(settings)
     warn_open_api(api)

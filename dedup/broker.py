@@ -98,7 +98,7 @@ class Broker:
     async def connect_once(self) -> AbstractConnection:
         """A single plain connection (CLI commands); raises `Unavailable` if the broker cannot be reached."""
         try:
-            return await aio_pika.connect(self._url, timeout=5.0, client_properties=self._properties())
+            return await self._open()
         except BROKER_ERRORS as exc:
             raise Unavailable(f"cannot reach the message broker: {exc.__class__.__name__}") from None
 
@@ -109,13 +109,14 @@ class Broker:
             before_sleep=self._log_retry,
         ):
             with attempt:
-                connection = await aio_pika.connect(self._url, timeout=5.0, client_properties=self._properties())
+                connection = await self._open()
                 logger.info("connected to the message broker as %r", self._name)
                 return connection
         raise AssertionError("unreachable: tenacity retries forever")
 
-    def _properties(self) -> FieldTable:
-        return {"connection_name": self._name}
+    async def _open(self) -> AbstractConnection:
+        properties: FieldTable = {"connection_name": self._name}
+        return await aio_pika.connect(self._url, timeout=5.0, client_properties=properties)
 
     @staticmethod
     def _log_retry(state: RetryCallState) -> None:
