@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alertdesk import runtime
-from alertdesk.loadgen import Key, dedup_key, fleet, free_port, percentile, read_response, request
+from alertdesk.loadgen import Key, dedup_key, fleet, free_port, percentile, read_response, request, wait_answering
 
 FLAPPING_CYCLES = 3  # the shipped policy: 3 open/resolve cycles within 1 h make a key flap (CONTRACT §2)
 
@@ -134,24 +133,8 @@ def bench(args: argparse.Namespace) -> int:
         env["ALERTDESK_DATABASE_URL"] = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         child = subprocess.Popen([sys.executable, "-m", "alertdesk.cli", "run"], env=env, cwd=tmp)
         try:
-            _wait_healthy(port, child)
+            wait_answering(child, port, "/healthz", timeout=30)
             return runtime.run(lambda: _drive("127.0.0.1", port, args))
         finally:
             child.terminate()
             child.wait(timeout=30)
-
-
-def _wait_healthy(port: int, child: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise SystemExit(f"alertdesk run exited with {child.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if s.recv(12).endswith(b"200"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("alertdesk run did not answer /healthz in time")

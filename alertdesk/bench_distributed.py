@@ -32,7 +32,7 @@ import asyncpg
 import orjson
 
 from alertdesk import runtime
-from alertdesk.loadgen import Key, fleet, free_port, percentile, read_response, request
+from alertdesk.loadgen import Key, fleet, free_port, percentile, read_response, request, wait_answering
 
 DEFAULT_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
@@ -79,7 +79,7 @@ def bench_distributed(args: argparse.Namespace) -> int:
                 children[stage] = [_start(stage, i, count, env, Path(tmp)) for i in range(count)]
             for stage_children in children.values():
                 for child, port in stage_children:
-                    _wait_ready(child, port)
+                    wait_answering(child, port, "/readyz", timeout=60)
             return runtime.run(lambda: _bench(args, children, database_url, prefix))
         finally:
             for stage_children in children.values():
@@ -202,21 +202,6 @@ def _start(stage: str, index: int, count: int, env: dict[str, str], tmp: Path) -
             stderr=log,
         )
     return child, port
-
-
-def _wait_ready(child: subprocess.Popen[bytes], port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise SystemExit(f"alertdesk on port {port} exited with {child.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (OSError, urllib.error.HTTPError):
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"alertdesk on port {port} was not ready within {timeout:g}s")
 
 
 def _wait_applied(store_ports: list[int], accepted: int, stalled_after: float = 30.0) -> None:

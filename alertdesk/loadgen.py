@@ -13,7 +13,10 @@ import os
 import random
 import re
 import socket
+import subprocess
+import time
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 
 SOURCES = ("nagios", "zabbix", "solarwinds")
@@ -138,3 +141,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_answering(child: subprocess.Popen[bytes], port: int, path: str, timeout: float) -> None:
+    """Until the alertdesk process `child` answers 200 on `path` (its health or readiness), or give up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise SystemExit(f"alertdesk on port {port} exited with {child.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:  # refused while starting, or an HTTPError: not ready yet
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"alertdesk on port {port} did not answer {path} within {timeout:g}s")
