@@ -11,6 +11,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from normalizers.schema import Severity, Source
+from ticketstore.queries import DEFAULT_LIMIT, MAX_LIMIT
+from ticketstore.ticket import STATUSES
 from ticketstore.views import (
     AcknowledgeBody,
     ActorBody,
@@ -156,13 +159,15 @@ def _list_tickets() -> dict[str, Any]:
         "operationId": "listTickets",
         "summary": "List tickets, newest first",
         "parameters": [
-            query("status", "comma-separated: open, in_progress, waiting, resolved, closed"),
-            query("severity", "comma-separated: critical, major, minor, warning, info (current severity)"),
-            query("source", "comma-separated: nagios, zabbix, solarwinds"),
+            query("status", f"comma-separated: {', '.join(STATUSES)}"),
+            query("severity", f"comma-separated: {', '.join(s.value for s in Severity)} (current severity)"),
+            query("source", f"comma-separated: {', '.join(s.value for s in Source)}"),
             query("host", "exact host name"),
             query("dedup_key", "exact key, e.g. zabbix:trigger/13491"),
             query("q", "case-insensitive substring of title, description, host, dedup_key or number"),
-            query("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}),
+            query(
+                "limit", "page size", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}
+            ),
             query("cursor", "the next_cursor of the previous page (opaque)"),
         ],
         "responses": {"200": _json("a page of tickets", "TicketPage"), **_error_responses("401", "422", "503")},
