@@ -33,6 +33,7 @@ import orjson
 
 from alertdesk import runtime
 from alertdesk.loadgen import Key, fleet, free_port, percentile, read_response, request, wait_answering
+from alertdesk.settings import Settings
 
 DEFAULT_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
@@ -60,7 +61,8 @@ class Run:
 
 
 def bench_distributed(args: argparse.Namespace) -> int:
-    broker_url = os.environ.get("ALERTDESK_BROKER_URL") or DEFAULT_BROKER
+    settings = Settings()  # the machine's ALERTDESK_* settings: its broker, its partition count
+    broker_url = settings.broker_url or DEFAULT_BROKER
     database_url = args.database_url or DEFAULT_DATABASE
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="alertdesk-bench-") as tmp:
@@ -88,7 +90,7 @@ def bench_distributed(args: argparse.Namespace) -> int:
             for stage_children in children.values():
                 for child, _ in stage_children:
                     child.wait(timeout=30)
-            runtime.run(lambda: _cleanup(broker_url, prefix, database_url))
+            runtime.run(lambda: _cleanup(broker_url, prefix, settings.partitions, database_url))
 
 
 async def _bench(
@@ -257,12 +259,12 @@ async def _schema(database_url: str, sql: str) -> None:
         await conn.close()
 
 
-async def _cleanup(broker_url: str, prefix: str, database_url: str) -> None:
+async def _cleanup(broker_url: str, prefix: str, partitions: int, database_url: str) -> None:
     import aio_pika
 
     from dedup.topology import Topology, delete
 
     connection = await aio_pika.connect(broker_url)
     async with connection:
-        await delete(connection, Topology(prefix, int(os.environ.get("ALERTDESK_PARTITIONS", "8"))))
+        await delete(connection, Topology(prefix, partitions))
     await _schema(database_url, f'DROP SCHEMA IF EXISTS "{prefix}" CASCADE')
