@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alertdesk import runtime
-from alertdesk.loadgen import Key, dedup_key, fleet, free_port, percentile, read_response, request, wait_answering
+from alertdesk.loadgen import Key, Ports, dedup_key, fleet, percentile, read_response, request, wait_answering
 
 FLAPPING_CYCLES = 3  # the shipped policy: 3 open/resolve cycles within 1 h make a key flap (CONTRACT §2)
 
@@ -128,7 +128,7 @@ def bench(args: argparse.Namespace) -> int:
         parsed = urllib.parse.urlsplit(args.url)
         return runtime.run(lambda: _drive(parsed.hostname or "127.0.0.1", parsed.port or 80, args))
     with tempfile.TemporaryDirectory(prefix="alertdesk-bench-") as tmp:
-        port = free_port()
+        port = Ports().take()
         env = {**os.environ, "ALERTDESK_PORT": str(port), "ALERTDESK_LOG_LEVEL": "WARNING"}
         env["ALERTDESK_DATABASE_URL"] = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         child = subprocess.Popen([sys.executable, "-m", "alertdesk.cli", "run"], env=env, cwd=tmp)

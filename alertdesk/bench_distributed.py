@@ -32,7 +32,7 @@ import asyncpg
 import orjson
 
 from alertdesk import runtime
-from alertdesk.loadgen import Key, fleet, free_port, percentile, read_response, request, wait_answering
+from alertdesk.loadgen import Key, Ports, fleet, percentile, read_response, request, wait_answering
 from alertdesk.settings import Settings
 
 DEFAULT_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -76,9 +76,10 @@ def bench_distributed(args: argparse.Namespace) -> int:
         }
         runtime.run(lambda: _schema(database_url, f'CREATE SCHEMA "{prefix}"'))
         children: dict[str, list[tuple[subprocess.Popen[bytes], int]]] = {}
+        ports = Ports()
         try:
             for stage, count in STAGES:
-                children[stage] = [_start(stage, i, count, env, Path(tmp)) for i in range(count)]
+                children[stage] = [_start(stage, i, count, env, Path(tmp), ports.take()) for i in range(count)]
             for stage_children in children.values():
                 for child, port in stage_children:
                     wait_answering(child, port, "/readyz", timeout=60)
@@ -193,8 +194,9 @@ async def _check(run: Run, database_url: str, schema: str) -> int:
     return 0 if ok else 1
 
 
-def _start(stage: str, index: int, count: int, env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
+def _start(
+    stage: str, index: int, count: int, env: dict[str, str], tmp: Path, port: int
+) -> tuple[subprocess.Popen[bytes], int]:
     worker = {"ALERTDESK_WORKER_INDEX": str(index), "ALERTDESK_WORKER_COUNT": str(count)}
     with open(tmp / f"{stage}-{index}.log", "ab") as log:
         child = subprocess.Popen(

@@ -137,10 +137,30 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class Ports:
+    """Free ports for the processes a test or benchmark starts.
+
+    Picked below the kernel's ephemeral range (32768 and up), so no outgoing connection can take one between the
+    pick and the child's bind, and never the same one twice from one picker: asking the kernel for port 0 gave two
+    children the same port once. Pickers in different processes start at different places.
+    """
+
+    FIRST, LAST = 20000, 32000
+
+    def __init__(self) -> None:
+        self._next = self.FIRST + os.getpid() * 37 % (self.LAST - self.FIRST)
+
+    def take(self) -> int:
+        for _ in range(self.LAST - self.FIRST):
+            port = self._next
+            self._next = port + 1 if port + 1 < self.LAST else self.FIRST
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise OSError(f"no free port in {self.FIRST}-{self.LAST}")
 
 
 def wait_answering(child: subprocess.Popen[bytes], port: int, path: str, timeout: float) -> None:

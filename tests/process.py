@@ -11,7 +11,13 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from alertdesk.loadgen import free_port
+from alertdesk.loadgen import Ports
+
+PORTS = Ports()  # one picker for the whole test run: no two servers of it are given the same port
+
+
+def free_port() -> int:
+    return PORTS.take()
 
 
 class AlertdeskProcess:
