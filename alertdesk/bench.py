@@ -95,6 +95,9 @@ async def _drive(host: str, port: int, args: argparse.Namespace) -> int:
         f"202 latency     p50 {percentile(tally.latencies, 0.5) * 1000:.1f} ms   p99 {percentile(tally.latencies, 0.99) * 1000:.1f} ms"
     )
     print(f"status codes    {dict(sorted(tally.statuses.items()))}")
+    if args.baseline:
+        print("check           none: the baseline keeps no tickets (these figures are the machine's ceiling)")
+        return 0 if tally.statuses[202] == total else 1
 
     tickets = await _tickets(host, port)
     by_key: dict[str, list[dict[str, object]]] = {}
@@ -131,7 +134,8 @@ def bench(args: argparse.Namespace) -> int:
         port = Ports().take()
         env = {**os.environ, "ALERTDESK_PORT": str(port), "ALERTDESK_LOG_LEVEL": "WARNING"}
         env["ALERTDESK_DATABASE_URL"] = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        child = subprocess.Popen([sys.executable, "-m", "alertdesk.cli", "run"], env=env, cwd=tmp)
+        server = ["alertdesk.baseline", str(port)] if args.baseline else ["alertdesk.cli", "run"]
+        child = subprocess.Popen([sys.executable, "-m", *server], env=env, cwd=tmp)
         try:
             wait_answering(child, port, "/healthz", timeout=30)
             return runtime.run(lambda: _drive("127.0.0.1", port, args))

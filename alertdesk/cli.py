@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
         help="start ingest + dedup + store on RabbitMQ and PostgreSQL instead (ALERTDESK_BROKER_URL, --database-url)",
     )
     bench.add_argument(
+        "--baseline",
+        action="store_true",
+        help="drive a bare aiohttp server that only answers 202 instead: the ceiling of this machine",
+    )
+    bench.add_argument(
         "--alerts", type=int, default=0, help="--distributed: a storm of this many problems, no recoveries"
     )
 
@@ -80,7 +85,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "bench" and args.distributed and args.baseline:
+        parser.error("--baseline measures the embedded server's ceiling; it does not go with --distributed")
     if args.command == "bench" and args.distributed:
         from alertdesk.bench_distributed import bench_distributed
 
