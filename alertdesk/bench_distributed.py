@@ -31,7 +31,7 @@ from pathlib import Path
 import asyncpg
 import orjson
 
-from alertdesk import runtime
+from alertdesk import baseline, runtime
 from alertdesk.loadgen import Key, Ports, fleet, percentile, read_response, request, wait_answering
 from alertdesk.settings import Settings
 
@@ -63,6 +63,8 @@ class Run:
 def bench_distributed(args: argparse.Namespace) -> int:
     settings = Settings()  # the machine's ALERTDESK_* settings: its broker, its partition count
     broker_url = settings.broker_url or DEFAULT_BROKER
+    if args.baseline:
+        return runtime.run(lambda: baseline.broker(broker_url, args.duration, args.connections))
     database_url = args.database_url or DEFAULT_DATABASE
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="alertdesk-bench-") as tmp:

@@ -5,17 +5,23 @@ Only what the command prints and returns is asserted, never how fast: figures co
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import aio_pika
 import pytest
+
+from tests.conftest import AMQP_URL
 
 pytestmark = pytest.mark.slow
 
 
 def bench(*flags: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ALERTDESK_BROKER_URL": AMQP_URL}
     return subprocess.run(
         [
             sys.executable,
@@ -31,6 +37,7 @@ def bench(*flags: str, cwd: Path) -> subprocess.CompletedProcess[str]:
             *flags,
         ],
         cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -62,8 +69,17 @@ def test_baseline_drives_a_bare_server_and_says_it_checks_nothing(tmp_path: Path
     assert statuses and int(statuses.group(1)) > 0, done.stdout
 
 
-def test_baseline_does_not_go_with_distributed(tmp_path: Path) -> None:
-    done = bench("--baseline", "--distributed", cwd=tmp_path)
+async def test_broker_baseline_publishes_with_confirms_consumes_everything_and_leaves_no_queue(tmp_path: Path) -> None:
+    done = await asyncio.to_thread(bench, "--distributed", "--baseline", "--connections", "4", cwd=tmp_path)
 
-    assert done.returncode == 2
-    assert "--baseline" in done.stderr and "--distributed" in done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
+    consumed = re.search(r"acknowledged \((\d+) of (\d+)\)", done.stdout)
+    assert consumed and consumed.group(1) == consumed.group(2) and int(consumed.group(2)) > 0, done.stdout
+    assert figure(done.stdout, "published") > 0
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        name = re.search(r"queue (alertdesk-baseline-\w+)", done.stdout)
+        assert name, done.stdout
+        with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+            await channel.declare_queue(name.group(1), passive=True)
