@@ -127,7 +127,11 @@ async def background(
     async with aiohttp.ClientSession() as session:
         notifier = Notifier(engines, policy, session, NotifyMetrics(registry), now=now)
         chores = Background(
-            store, notifier, EscalationMetrics(registry), retention=timedelta(days=settings.retention_days)
+            store,
+            TicketQueries(engines),
+            notifier,
+            EscalationMetrics(registry),
+            retention=timedelta(days=settings.retention_days),
         )
         chores.start()
         try:

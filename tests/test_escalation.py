@@ -31,6 +31,7 @@ from ticketstore.db import Engines, create_engines
 from ticketstore.lifecycle import Lifecycle
 from ticketstore.notify import Notifier, NotifyMetrics
 from ticketstore.policy import Policy
+from ticketstore.queries import TicketQueries
 from ticketstore.store import TicketStore
 
 POLICY = Policy.model_validate(
@@ -702,7 +703,8 @@ async def test_escalations_and_breaches_are_counted_in_the_metrics(desk: Desk, c
     await desk.send(nagios(clock, Kind.PROBLEM), zabbix(clock, Severity.MAJOR))
     async with aiohttp.ClientSession() as session:
         notifier = Notifier(desk.engines, POLICY, session, NotifyMetrics(registry), now=clock)
-        chores = Background(desk.store, notifier, EscalationMetrics(registry), retention=timedelta(days=7))
+        queries = TicketQueries(desk.engines)
+        chores = Background(desk.store, queries, notifier, EscalationMetrics(registry), retention=timedelta(days=7))
         for minutes in (15, 30, 45, 60):
             at(clock, t0, minutes=minutes)
             await chores.escalate()
@@ -714,6 +716,24 @@ async def test_escalations_and_breaches_are_counted_in_the_metrics(desk: Desk, c
     assert value("alertdesk_sla_breaches_total", kind="response", severity="critical") == 1.0
     assert value("alertdesk_sla_breaches_total", kind="response", severity="major") == 1.0
     assert not value("alertdesk_sla_breaches_total", kind="resolution", severity="critical")  # not due before 07:00
+
+
+async def test_the_tickets_gauge_counts_tickets_by_status_and_severity(desk: Desk, clock: Clock) -> None:
+    registry = CollectorRegistry()
+    await desk.send(nagios(clock, Kind.PROBLEM), zabbix(clock, Severity.MAJOR))
+    await desk.send(nagios(clock, Kind.RECOVERY))
+    async with aiohttp.ClientSession() as session:
+        notifier = Notifier(desk.engines, POLICY, session, NotifyMetrics(registry), now=clock)
+        queries = TicketQueries(desk.engines)
+        chores = Background(desk.store, queries, notifier, EscalationMetrics(registry), retention=timedelta(days=7))
+        await chores.count_tickets()
+
+    def tickets(status: str, severity: str) -> float | None:
+        return registry.get_sample_value("alertdesk_tickets", {"status": status, "severity": severity})
+
+    assert tickets("open", "major") == 1.0
+    assert tickets("resolved", "critical") == 1.0
+    assert tickets("open", "critical") == 0.0  # every series exists, at zero when nothing is in it
 
 
 # --- restarts and several workers -----------------------------------------------------------------------------------

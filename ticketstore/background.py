@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from normalizers.schema import AlertdeskError, Severity
 from ticketstore.notify import Notifier
+from ticketstore.queries import TicketQueries
 from ticketstore.store import TicketStore
 from ticketstore.ticket import STATUSES
 
@@ -50,6 +51,7 @@ class Background:
     def __init__(
         self,
         store: TicketStore,
+        queries: TicketQueries,
         notifier: Notifier,
         metrics: EscalationMetrics,
         *,
@@ -57,6 +59,7 @@ class Background:
         scan_every: float = 1.0,
     ) -> None:
         self._store = store
+        self._queries = queries
         self._notifier = notifier
         self._metrics = metrics
         self._retention = retention
@@ -90,7 +93,7 @@ class Background:
         return len(fired)
 
     async def count_tickets(self) -> None:
-        counts = await self._store.count_by_status()
+        counts = await self._queries.count_by_status()
         for status in STATUSES:
             for severity in Severity:
                 self._metrics.tickets.labels(status, severity.value).set(counts.get((status, severity.value), 0))

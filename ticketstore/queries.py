@@ -77,9 +77,7 @@ class TicketQueries:
         has_deadline = or_(c.respond_by.is_not(None), c.resolve_by.is_not(None))
         breached = has_deadline & or_(c.response_breached, c.resolution_breached)
         async with self._reading() as conn:
-            counts = (
-                await conn.execute(select(c.status, c.severity, func.count()).group_by(c.status, c.severity))
-            ).all()
+            counts = await _counts(conn)
             means = (
                 await conn.execute(
                     select(
@@ -94,7 +92,7 @@ class TicketQueries:
             ).one()
         by_status = dict.fromkeys(STATUSES, 0)
         by_severity = dict.fromkeys((s.value for s in Severity), 0)
-        for status, severity, n in counts:
+        for (status, severity), n in counts.items():
             by_status[status] = by_status.get(status, 0) + n
             by_severity[severity] = by_severity.get(severity, 0) + n
         mtta, acknowledged, mttr, resolved, with_sla, sla_breached = means
@@ -111,6 +109,11 @@ class TicketQueries:
             sla_breach_ratio=sla_breached / with_sla if with_sla else None,
         )
 
+    async def count_by_status(self) -> dict[tuple[str, str], int]:
+        """(status, severity) -> number of tickets, for the `alertdesk_tickets` gauge."""
+        async with self._reading() as conn:
+            return await _counts(conn)
+
     # --- helpers ------------------------------------------------------------------------------------------
 
     @asynccontextmanager
@@ -119,6 +122,12 @@ class TicketQueries:
         with outage_is_unavailable():
             async with self._engines.read.connect() as conn:
                 yield conn
+
+
+async def _counts(conn: AsyncConnection) -> dict[tuple[str, str], int]:
+    c = t.tickets.c
+    counted = await conn.execute(select(c.status, c.severity, func.count()).group_by(c.status, c.severity))
+    return {(status, severity): int(n) for status, severity, n in counted}
 
 
 def _conditions(filters: TicketFilters, dialect: str) -> list[ColumnElement[bool]]:

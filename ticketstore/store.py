@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import and_, delete, func, insert, or_, select
+from sqlalchemy import and_, delete, insert, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
@@ -88,14 +88,6 @@ class TicketStore:
             return True
         except (SQLAlchemyError, OSError):
             return False
-
-    async def count_by_status(self) -> dict[tuple[str, str], int]:
-        """(status, severity) -> number of tickets, for the `alertdesk_tickets` gauge."""
-        c = t.tickets.c
-        with outage_is_unavailable():
-            async with self._engines.read.connect() as conn:
-                counted = await conn.execute(select(c.status, c.severity, func.count()).group_by(c.status, c.severity))
-                return {(status, severity): int(count) for status, severity, count in counted}
 
     async def act(self, ticket_id: int, action: Action) -> None:
         """Run an operator action on one ticket, locked for update, and write it with its history."""
