@@ -618,6 +618,32 @@ async def test_business_hours_take_a_friday_evening_deadline_to_monday(desk: Des
     ]
 
 
+async def test_a_weekend_spent_waiting_costs_a_business_hours_ticket_only_the_business_time_paused(
+    desk: Desk, clock: Clock
+) -> None:
+    clock.current = datetime(2026, 3, 13, 14, tzinfo=UTC)  # Friday 15:00 in Paris (CET)
+    await desk.send(nagios(clock, Kind.PROBLEM, severity=Severity.WARNING))
+    clock.current = datetime(2026, 3, 13, 16, tzinfo=UTC)  # Friday 17:00: waiting for the customer
+    await desk.store.act(1, operator.set_status("jdupont", "waiting"))
+    clock.current = datetime(2026, 3, 16, 8, tzinfo=UTC)  # Monday 09:00: back
+
+    await desk.store.act(1, operator.set_status("jdupont", "open"))
+
+    # 2 business hours were paused (Friday 17-18, Monday 8-9), not the 64 hours of the weekend
+    assert pick(await desk.ticket(), "paused_seconds", "next_escalation_at", "respond_by", "resolve_by") == (
+        2 * 3600,
+        datetime(2026, 3, 16, 10, tzinfo=UTC),  # the 4 h step had 2 h left at 17:00 Friday: Monday 11:00 in Paris
+        datetime(2026, 3, 16, 14, tzinfo=UTC),  # 8 h to respond, 6 h left: Monday 15:00 in Paris
+        datetime(2026, 3, 20, 14, tzinfo=UTC),  # 48 business hours, 46 left: the next Friday 15:00 in Paris
+    )
+    clock.current = datetime(2026, 3, 16, 9, 59, 59, tzinfo=UTC)
+    assert await desk.scan() == []
+    clock.current = datetime(2026, 3, 16, 10, tzinfo=UTC)
+    assert await desk.scan() == [("escalated", "1")]
+    clock.current = datetime(2026, 3, 16, 14, tzinfo=UTC)
+    assert await desk.scan() == [("sla_breached", "response")]
+
+
 # --- reopen window ---------------------------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from normalizers.schema import Alert, Kind, Severity, Source
 from tests.process import AlertdeskProcess
+from ticketstore.calendar import BusinessHours
 from ticketstore.policy import Policy, PolicyError, load_policy
 
 CONTRACT_EXAMPLE = """\
@@ -269,3 +270,26 @@ def test_alertdesk_run_refuses_to_start_with_a_broken_policy(tmp_path: Path) -> 
     assert "'15x' is not a duration" in output
     assert "(line 4)" in output
     assert "listening on" not in output
+
+
+PARIS_OFFICE = BusinessHours(timezone="Europe/Paris", start=time(8), end=time(18))
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "business"),
+    [
+        ((2026, 3, 13, 14), (2026, 3, 13, 16), timedelta(hours=2)),  # Friday 15:00-17:00 in Paris
+        ((2026, 3, 13, 16), (2026, 3, 16, 8), timedelta(hours=2)),  # Friday 17:00 to Monday 09:00: 17-18, 8-9
+        ((2026, 3, 14, 9), (2026, 3, 15, 20), timedelta(0)),  # a weekend
+        ((2026, 3, 16, 5), (2026, 3, 17, 5), timedelta(hours=10)),  # Monday 06:00 to Tuesday 06:00: one whole day
+        ((2026, 3, 16, 12), (2026, 3, 16, 10), timedelta(0)),  # an end before the start
+    ],
+)
+def test_business_time_between_two_instants_counts_only_opening_hours(
+    start: tuple[int, ...], end: tuple[int, ...], business: timedelta
+) -> None:
+    begin, finish = datetime(*start, tzinfo=UTC), datetime(*end, tzinfo=UTC)
+
+    assert PARIS_OFFICE.between(begin, finish) == business
+    if business:  # the two agree: counting up to where `add` lands gives back what was added
+        assert PARIS_OFFICE.between(begin, PARIS_OFFICE.add(begin, business)) == business

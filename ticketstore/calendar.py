@@ -55,3 +55,16 @@ class BusinessHours(BaseModel):
                 left -= day_end - begin
             cursor = datetime.combine(cursor.date() + timedelta(days=1), time(0), zone)
         raise ValueError("business hours never reach the deadline")
+
+    def between(self, start: datetime, end: datetime) -> timedelta:
+        """The business time from `start` to `end` (none when `end` is not later)."""
+        zone = ZoneInfo(self.timezone)
+        cursor, end = start.astimezone(zone), end.astimezone(zone)
+        total = timedelta(0)
+        while cursor < end:
+            if _DAYS[cursor.weekday()] in self.days:
+                begin = max(cursor, datetime.combine(cursor.date(), self.start, zone))
+                finish = min(end, datetime.combine(cursor.date(), self.end, zone))
+                total += max(finish - begin, timedelta(0))
+            cursor = datetime.combine(cursor.date() + timedelta(days=1), time(0), zone)
+        return total

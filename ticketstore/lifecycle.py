@@ -90,9 +90,8 @@ class Lifecycle:
             case Kind.DOWNTIME_START | Kind.DOWNTIME_END:
                 if active is not None:
                     on = a.kind is Kind.DOWNTIME_START
-                    active.suppress(
-                        at, on, a.actor or a.source.value, a.comment or ("downtime" if on else "downtime end")
-                    )
+                    detail = a.comment or ("downtime" if on else "downtime end")
+                    active.suppress(at, on, a.actor or a.source.value, detail, self.policy)
                 return Outcome(active)
         raise AssertionError(a.kind)
 
@@ -103,7 +102,7 @@ class Lifecycle:
             return False
         ticket.set_flapping(now, False, None, f"no state change for {quiet}")
         if ticket.last_state_ok:
-            ticket.resolve(now, None, "flapping ended in OK state")
+            ticket.resolve(now, None, "flapping ended in OK state", self.policy)
         return True
 
     # --- rules --------------------------------------------------------------------------------------------
@@ -210,7 +209,7 @@ class Lifecycle:
                     self._resolve(state, target, at, by, "closed in Zabbix")
                     resolved = True
                 case UpdateAction.SUPPRESSED | UpdateAction.UNSUPPRESSED:
-                    target.suppress(at, action is UpdateAction.SUPPRESSED, by, a.comment or "")
+                    target.suppress(at, action is UpdateAction.SUPPRESSED, by, a.comment or "", self.policy)
                 case _:
                     target.log(at, "update", by, action.value)
         if not a.actions:
@@ -219,7 +218,7 @@ class Lifecycle:
 
     def _resolve(self, state: KeyState, ticket: TicketRow, at: datetime, by: str | None, detail: str) -> Outcome:
         if ticket.active:
-            ticket.resolve(at, by, detail)
+            ticket.resolve(at, by, detail, self.policy)
             state.recent_resolutions.append(at)
         return Outcome(ticket, resolved=True)
 

@@ -53,7 +53,7 @@ def comment(by: str, text: str) -> Action:
 def resolve(by: str) -> Action:
     def run(ticket: TicketRow, at: datetime, policy: Policy) -> None:
         _require_active(ticket, "resolve")
-        ticket.resolve(at, by, "resolved by operator")
+        ticket.resolve(at, by, "resolved by operator", policy)
 
     return run
 
@@ -62,7 +62,7 @@ def close(by: str) -> Action:
     def run(ticket: TicketRow, at: datetime, policy: Policy) -> None:
         if ticket.status == "closed":
             raise Conflict("the ticket is already closed")
-        ticket.close(at, by)
+        ticket.close(at, by, policy)
 
     return run
 
@@ -87,13 +87,13 @@ def set_status(by: str, status: str) -> Action:
             current = "open"
         if status == "in_progress" and current != "in_progress":
             if current == "waiting":
-                ticket.set_waiting(at, False, by)
+                ticket.set_waiting(at, False, by, policy)
             ticket.acknowledge(at, by)
         elif status == "waiting":
-            ticket.set_waiting(at, True, by)
+            ticket.set_waiting(at, True, by, policy)
         elif status == "open":
             if current == "waiting":
-                ticket.set_waiting(at, False, by)
+                ticket.set_waiting(at, False, by, policy)
             if ticket.acknowledged_by:
                 ticket.unacknowledge(at, by, policy)
         return None

@@ -189,6 +189,12 @@ class Policy(BaseModel):
             return self.business_hours.add(start, within)
         return start + within
 
+    def elapsed(self, severity: Severity, start: datetime, end: datetime) -> timedelta:
+        """`end - start` as this severity's deadlines count time: business time when it counts business hours."""
+        if self.for_severity(severity).business_hours and self.business_hours is not None:
+            return self.business_hours.between(start, end)
+        return max(end - start, timedelta(0))
+
     def flapping_for(self, source: str, severity: str, instance: str | None) -> FlappingPolicy:
         found = self._override(source, severity, instance, "flapping")
         return found.flapping if found is not None and found.flapping is not None else self.flapping

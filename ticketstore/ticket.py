@@ -132,8 +132,8 @@ class TicketRow:
         self.next_escalation_at = self.step_due(policy)
         self.log(at, "unacknowledged", by)
 
-    def resolve(self, at: datetime, by: str | None, detail: str) -> None:
-        self._unpause(at)
+    def resolve(self, at: datetime, by: str | None, detail: str, policy: Policy) -> None:
+        self._unpause(at, policy)
         if not self.flapping:  # while flapping, open/resolve notifications are held
             self.notify("resolved", at.isoformat())
         self.status = "resolved"
@@ -144,9 +144,9 @@ class TicketRow:
         self.suppressed = False  # the downtime's end will find no active ticket to clear it
         self.log(at, "resolved", by, detail)
 
-    def close(self, at: datetime, by: str | None) -> None:
+    def close(self, at: datetime, by: str | None, policy: Policy) -> None:
         if self.active:
-            self.resolve(at, by, "closed by operator")
+            self.resolve(at, by, "closed by operator", policy)
         self.status = "closed"
         self.closed_at = at
         self.log(at, "closed", by)
@@ -157,24 +157,24 @@ class TicketRow:
         self.closed_at = None
         self.log(at, "reopened", by, detail)
 
-    def set_waiting(self, at: datetime, waiting: bool, by: str | None) -> None:
+    def set_waiting(self, at: datetime, waiting: bool, by: str | None, policy: Policy) -> None:
         if waiting:
             self.status = "waiting"
             self._pause(at)
         else:
             self.status = "in_progress" if self.acknowledged_by else "open"
             if not self.suppressed:
-                self._unpause(at)
+                self._unpause(at, policy)
         self.log(at, "status", by, self.status)
 
-    def suppress(self, at: datetime, on: bool, by: str | None, detail: str) -> None:
+    def suppress(self, at: datetime, on: bool, by: str | None, detail: str, policy: Policy) -> None:
         if self.suppressed == on:
             return
         self.suppressed = on
         if on:
             self._pause(at)
         elif self.status != "waiting":
-            self._unpause(at)
+            self._unpause(at, policy)
         self.log(at, "suppressed" if on else "unsuppressed", by, detail)
 
     def set_flapping(self, at: datetime, on: bool, by: str | None, detail: str) -> None:
@@ -219,27 +219,34 @@ class TicketRow:
         steps = policy.for_severity(peak).escalation
         if self.escalation_level >= len(steps):
             return None
-        due = policy.deadline(peak, self.first_seen, steps[self.escalation_level].after)
-        assert due is not None
-        return due + timedelta(seconds=self.paused_seconds)
+        after = steps[self.escalation_level].after + timedelta(seconds=self.paused_seconds)
+        return policy.deadline(peak, self.first_seen, after)
 
     def _pause(self, at: datetime) -> None:
         if self.paused_since is None:
             self.paused_since = at
 
-    def _unpause(self, at: datetime) -> None:
-        """Paused time does not count: push the deadlines back by it."""
+    def _unpause(self, at: datetime, policy: Policy) -> None:
+        """Paused time does not count: push the deadlines back by it, counted on the ticket's own clock.
+
+        For a severity with business hours that is the business time paused: a weekend spent waiting costs a
+        Monday deadline nothing, where pushing it by the wall-clock time would add two days of business hours.
+        `paused_seconds` adds up on the same clock, so the escalation steps (`step_due`) agree with the deadlines.
+        """
         if self.paused_since is None:
             return
-        paused = max(at - self.paused_since, timedelta(0))
-        self.paused_seconds += paused.total_seconds()
+        peak = Severity(self.peak_severity)
+        paused = policy.elapsed(peak, self.paused_since, at)
         self.paused_since = None
+        if not paused:
+            return  # also: business arithmetic would move a deadline at closing time to the next opening
+        self.paused_seconds += paused.total_seconds()
         if self.respond_by is not None and not self.acknowledged_by:
-            self.respond_by += paused
+            self.respond_by = policy.deadline(peak, self.respond_by, paused)
         if self.resolve_by is not None:
-            self.resolve_by += paused
+            self.resolve_by = policy.deadline(peak, self.resolve_by, paused)
         if self.next_escalation_at is not None:
-            self.next_escalation_at += paused
+            self.next_escalation_at = policy.deadline(peak, self.next_escalation_at, paused)
 
 
 COLUMNS = tuple(f.name for f in dataclasses.fields(TicketRow) if f.name not in {"history", "notices", "previous"})
