@@ -5,6 +5,7 @@ A P4 opened on Friday at 17:30 with 8 h to respond is due on Monday at 15:30, no
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -42,29 +43,30 @@ class BusinessHours(BaseModel):
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
         """`start` plus `duration` of business time (in UTC)."""
-        zone = ZoneInfo(self.timezone)
-        cursor = start.astimezone(zone)
         left = duration
-        for _ in range(3700):  # ten years of days: a bound, never reached by a sane policy
-            day_start = datetime.combine(cursor.date(), self.start, zone)
-            day_end = datetime.combine(cursor.date(), self.end, zone)
-            if _DAYS[cursor.weekday()] in self.days and cursor < day_end:
-                begin = max(cursor, day_start)
-                if begin + left <= day_end:
-                    return (begin + left).astimezone(UTC)
-                left -= day_end - begin
-            cursor = datetime.combine(cursor.date() + timedelta(days=1), time(0), zone)
+        for begin, end in self._periods(start):
+            if begin + left <= end:
+                return (begin + left).astimezone(UTC)
+            left -= end - begin
         raise ValueError("business hours never reach the deadline")
 
     def between(self, start: datetime, end: datetime) -> timedelta:
         """The business time from `start` to `end` (none when `end` is not later)."""
-        zone = ZoneInfo(self.timezone)
-        cursor, end = start.astimezone(zone), end.astimezone(zone)
+        end = end.astimezone(ZoneInfo(self.timezone))  # the periods' zone: their arithmetic is in local time
         total = timedelta(0)
-        while cursor < end:
-            if _DAYS[cursor.weekday()] in self.days:
-                begin = max(cursor, datetime.combine(cursor.date(), self.start, zone))
-                finish = min(end, datetime.combine(cursor.date(), self.end, zone))
-                total += max(finish - begin, timedelta(0))
-            cursor = datetime.combine(cursor.date() + timedelta(days=1), time(0), zone)
+        for begin, finish in self._periods(start):
+            if begin >= end:
+                break
+            total += min(finish, end) - begin
         return total
+
+    def _periods(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """The business periods from `start` on, in the business hours' zone, the first one cut at `start`."""
+        zone = ZoneInfo(self.timezone)
+        cursor = start.astimezone(zone)
+        for _ in range(3700):  # ten years of days: a bound, never reached by a sane policy
+            day_start = datetime.combine(cursor.date(), self.start, zone)
+            day_end = datetime.combine(cursor.date(), self.end, zone)
+            if _DAYS[cursor.weekday()] in self.days and cursor < day_end:
+                yield max(cursor, day_start), day_end
+            cursor = datetime.combine(cursor.date() + timedelta(days=1), time(0), zone)
