@@ -723,14 +723,19 @@ async def test_sla_breaches_set_flags_write_history_and_notify(desk: Desk, clock
     ]
 
 
+def background(desk: Desk, session: aiohttp.ClientSession, registry: CollectorRegistry, clock: Clock) -> Background:
+    """The store's chores as `alertdesk run` wires them, their metrics in `registry`."""
+    notifier = Notifier(desk.engines, POLICY, session, NotifyMetrics(registry), now=clock)
+    queries = TicketQueries(desk.engines)
+    return Background(desk.store, queries, notifier, EscalationMetrics(registry), retention=timedelta(days=7))
+
+
 async def test_escalations_and_breaches_are_counted_in_the_metrics(desk: Desk, clock: Clock) -> None:
     registry = CollectorRegistry()
     t0 = clock()
     await desk.send(nagios(clock, Kind.PROBLEM), zabbix(clock, Severity.MAJOR))
     async with aiohttp.ClientSession() as session:
-        notifier = Notifier(desk.engines, POLICY, session, NotifyMetrics(registry), now=clock)
-        queries = TicketQueries(desk.engines)
-        chores = Background(desk.store, queries, notifier, EscalationMetrics(registry), retention=timedelta(days=7))
+        chores = background(desk, session, registry, clock)
         for minutes in (15, 30, 45, 60):
             at(clock, t0, minutes=minutes)
             await chores.escalate()
@@ -749,9 +754,7 @@ async def test_the_tickets_gauge_counts_tickets_by_status_and_severity(desk: Des
     await desk.send(nagios(clock, Kind.PROBLEM), zabbix(clock, Severity.MAJOR))
     await desk.send(nagios(clock, Kind.RECOVERY))
     async with aiohttp.ClientSession() as session:
-        notifier = Notifier(desk.engines, POLICY, session, NotifyMetrics(registry), now=clock)
-        queries = TicketQueries(desk.engines)
-        chores = Background(desk.store, queries, notifier, EscalationMetrics(registry), retention=timedelta(days=7))
+        chores = background(desk, session, registry, clock)
         await chores.count_tickets()
 
     def tickets(status: str, severity: str) -> float | None:
