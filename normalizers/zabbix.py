@@ -39,7 +39,9 @@ _ACTION_PHRASES = (
     (UpdateAction.ACKNOWLEDGED, re.compile(r"acknowledged")),
     (UpdateAction.UNACKNOWLEDGED, re.compile(r"unacknowledged")),
     (UpdateAction.COMMENTED, re.compile(r"commented")),
-    (UpdateAction.SEVERITY_CHANGED, re.compile(r"changed severity from .+ to .+")),
+    # DOTALL: without it a line break late in a long phrase makes `.+ to .+` backtrack quadratically (a 1 MiB
+    # body held the event loop for minutes).
+    (UpdateAction.SEVERITY_CHANGED, re.compile(r"changed severity from .+ to .+", re.DOTALL)),
     (UpdateAction.CLOSED, re.compile(r"closed")),
     (UpdateAction.SUPPRESSED, re.compile(r"suppressed (?:indefinitely|until \S+ \S+)")),
     (UpdateAction.UNSUPPRESSED, re.compile(r"unsuppressed")),
@@ -148,7 +150,7 @@ def _actions(f: Fields) -> tuple[UpdateAction, ...]:
     for phrase in _ACTION_SEPARATOR.split(text):
         action = next((a for a, pattern in _ACTION_PHRASES if pattern.fullmatch(phrase)), None)
         if action is None:
-            f.error("EVENT.UPDATE.ACTION", f"unrecognized update action {phrase!r}")
+            f.error("EVENT.UPDATE.ACTION", f"unrecognized update action {phrase[:100]!r}")  # never echo a MiB
             return ()
         actions.append(action)
     return tuple(actions)
@@ -171,7 +173,7 @@ def _tags(tags_json: str | None) -> dict[str, str]:
         return {}
     try:
         entries = json.loads(tags_json)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested a few thousand deep
         return {}
     if not isinstance(entries, list):
         return {}

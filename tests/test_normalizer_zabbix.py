@@ -9,6 +9,7 @@ realistic body.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -252,3 +253,19 @@ def test_link_back_is_omitted_without_a_frontend_url() -> None:
     alert = to_alert(body("problem_severity_2_warning", {"ZABBIX.URL": None}))
     assert "url" not in alert.source_refs
     assert alert.source_refs["event_id"] == "48213977"
+
+
+def test_tags_nested_too_deep_for_the_parser_read_as_none() -> None:
+    """Found by tests/test_fuzz_inputs.py: json.loads raised RecursionError, a 500 for one odd optional field."""
+    alert = to_alert(body("problem_severity_2_warning", {"EVENT.TAGSJSON": "[" * 5000 + "]" * 5000}))
+    assert alert.tags == {}
+    assert alert.kind is Kind.PROBLEM
+
+
+def test_long_action_text_with_a_line_break_is_refused_at_once() -> None:
+    """Found while fuzzing: `changed severity from .+ to .+` backtracked quadratically (minutes for 1 MiB)."""
+    text = "changed severity from " + " to " * 64_000 + "\nHigh"
+    started = time.perf_counter()
+    alert = to_alert(body("update_acknowledged", {"EVENT.UPDATE.ACTION": text}))
+    assert time.perf_counter() - started < 1.0
+    assert list(alert.actions) == [SEVERITY]
