@@ -27,7 +27,8 @@ def is_authorized(request: web.BaseRequest, expected: str | None) -> bool:
         return True
     wanted = expected.encode()
     candidates = [_bearer(request), request.rel_url.query.get(TOKEN_QUERY_PARAMETER)]
-    matches = [hmac.compare_digest(c.encode(), wanted) for c in candidates if c is not None]
+    # surrogateescape: aiohttp decodes header bytes that are not UTF-8 as surrogates, which plain encode() refuses
+    matches = [hmac.compare_digest(c.encode(errors="surrogateescape"), wanted) for c in candidates if c is not None]
     return any(matches)
 
 

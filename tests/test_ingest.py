@@ -413,6 +413,20 @@ async def test_missing_or_wrong_token_is_401(start: StartEdge, path: str, header
     assert edge.rejections("zabbix", "unauthorized") == 1
 
 
+async def test_token_that_is_not_utf8_is_401_not_500(start: StartEdge) -> None:
+    """Found by tests/test_fuzz_http.py: `Authorization: Bearer \x80` crashed the token comparison."""
+    edge = await start(tokens=TOKENS)
+    head = (
+        b"POST /webhooks/zabbix HTTP/1.1\r\nHost: alertdesk\r\nAuthorization: Bearer \x80\r\nContent-Length: 0\r\n\r\n"
+    )
+
+    status, body = await _response_head(edge, head)
+
+    assert status == 401
+    assert body == {"error": "unauthorized"}
+    assert edge.rejections("zabbix", "unauthorized") == 1
+
+
 @pytest.mark.parametrize(
     ("path", "headers"),
     [
