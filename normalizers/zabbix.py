@@ -57,19 +57,25 @@ _ACTION_SEPARATOR = re.compile(
 
 
 def normalize(body: Mapping[str, Any], envelope: Envelope) -> Alert | Ignored:
-    """Map one Zabbix media-type body; only trigger events (`EVENT.SOURCE` 0) become alerts."""
+    """Map one Zabbix media-type body; only trigger events (`EVENT.SOURCE` 0) become alerts.
+
+    Media types written by hand, and other vendors' (iLert's), send only what they need: no `EVENT.SOURCE` reads
+    as a trigger event, no `EVENT.UPDATE.STATUS` as "not an update", and `EVENT.NSEVERITY` is required only
+    where it decides something (a problem, a "changed severity" update).
+    """
     f = Fields(body)
-    event_source = f.choice("EVENT.SOURCE", _EVENT_SOURCES, required=True)
+    event_source = f.choice("EVENT.SOURCE", _EVENT_SOURCES)
     if event_source is not None and event_source != "trigger":
         return Ignored(reason=f"zabbix {event_source} event is not a trigger event")
 
     event_id = _digits(f, "EVENT.ID")
     trigger_id = _digits(f, "TRIGGER.ID")
     problem = f.choice("EVENT.VALUE", _BINARY, required=True)
-    update = f.choice("EVENT.UPDATE.STATUS", _BINARY, required=True)
-    severity = f.choice("EVENT.NSEVERITY", _SEVERITIES, required=True)
+    update = bool(f.choice("EVENT.UPDATE.STATUS", _BINARY))
     host, host_name = _host(f, body)
     actions = _actions(f) if update else ()
+    severity_decides = (problem is not False and not update) or UpdateAction.SEVERITY_CHANGED in actions
+    severity = f.choice("EVENT.NSEVERITY", _SEVERITIES, required=severity_decides)
     actor = _optional(f, "USER.FULLNAME") if update else None
     comment = _optional(f, "EVENT.UPDATE.MESSAGE") if update else None
     title = _optional(f, "EVENT.NAME") or _optional(f, "TRIGGER.NAME") or _optional(f, "ALERT.SUBJECT")
@@ -80,7 +86,7 @@ def normalize(body: Mapping[str, Any], envelope: Envelope) -> Alert | Ignored:
     f.check()
     # After check() every required value is set; the asserts tell mypy so.
     assert event_id is not None and trigger_id is not None and host is not None
-    assert problem is not None and update is not None
+    assert problem is not None
 
     return Alert(
         id=envelope.alert_id,
