@@ -229,7 +229,7 @@ async def _body(request: web.Request, model: type[Body]) -> Body:
     raw = await request.read()
     try:
         data = json.loads(raw) if raw.strip() else {}
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested thousands deep
         raise _Refused(400, "malformed_body", [{"loc": ["body"], "msg": f"not valid JSON: {exc}"}]) from None
     if not isinstance(data, dict):
         raise _Refused(400, "malformed_body", [{"loc": ["body"], "msg": "must be a JSON object"}])
@@ -255,7 +255,7 @@ def _list_parameters(request: web.Request) -> tuple[TicketFilters, int, int | No
         raw = query.get(name, "").strip()
         if not raw:
             return default
-        if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:  # "¹".isdigit() is True
             errors.append({"loc": ["query", name], "msg": msg})
             return default
         return int(raw)
