@@ -139,3 +139,14 @@ def test_body_nested_too_deep_for_the_parser_is_a_400(open_desk: LiveAlertdesk) 
 
     assert status == 400
     assert json.loads(raw)["error"] == "malformed_body"
+
+
+def test_body_over_the_size_limit_is_a_documented_413(open_desk: LiveAlertdesk) -> None:
+    """A response the fuzzing cannot reach (schemathesis sends small bodies): aiohttp refuses over 1 MiB."""
+    body = json.dumps({"by": "jeanne", "text": "x" * 2_000_000}).encode()
+    status, raw, _ = open_desk.request("POST", "/api/tickets/1/comment", body, {"Content-Type": "application/json"})
+    _, document = open_desk.get_json("/api/openapi.json")
+
+    assert status == 413
+    assert json.loads(raw)["error"] == "request_entity_too_large"
+    assert "413" in document["paths"]["/api/tickets/{id}/comment"]["post"]["responses"]

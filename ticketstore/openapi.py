@@ -68,6 +68,7 @@ _ERRORS = {
     "403": "the token is read-only",
     "404": "no such ticket",
     "409": "the action does not apply to the ticket as it is now (e.g. acknowledging a closed ticket)",
+    "413": "the body is larger than 1 MiB",
     "422": "a field or query parameter is missing, unknown or out of range; `detail` names it",
     "503": "the ticket store cannot be reached now; retry after `Retry-After` seconds",
 }
@@ -194,7 +195,7 @@ def _action(operation_id: str, summary: str, body: str, *, optional: bool = Fals
         },
         "responses": {
             "200": _json("the ticket after the action, with its history", "TicketView"),
-            **_error_responses("400", "401", "403", "404", "409", "422", "503"),
+            **_error_responses("400", "401", "403", "404", "409", "413", "422", "503"),
         },
     }
 
