@@ -158,7 +158,7 @@ def form_bodies(source: str) -> st.SearchStrategy[bytes]:
     def encode(body: dict[str, Any], raw: bool) -> bytes:
         pairs = [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in body.items()]
         if raw:
-            return "".join(f"{k}={v}&\r\n" for k, v in pairs).encode("utf-8", errors="surrogatepass")
+            return "".join(f"{k}={v}&\r\n" for k, v in pairs).encode()
         return urlencode(pairs).encode()
 
     return st.builds(encode, bodies(source), st.booleans())

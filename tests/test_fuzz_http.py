@@ -46,9 +46,9 @@ CONTENT_TYPES = st.sampled_from(
         b"",
     ]
 ) | header_bytes(60)
-AUTHORIZATIONS = st.sampled_from([f"Bearer {TOKEN}".encode(), b"Bearer ", b"Basic Zm9vOmJhcg==", b"bearer  x"]).map(
-    lambda value: value
-) | header_bytes().map(lambda value: b"Bearer " + value)
+AUTHORIZATIONS = st.sampled_from([f"Bearer {TOKEN}".encode(), b"Bearer ", b"Basic Zm9vOmJhcg==", b"bearer  x"]) | (
+    header_bytes().map(lambda value: b"Bearer " + value)
+)
 IDEMPOTENCY_KEYS = st.sampled_from([b"zabbix-8471302-0-0", b"x" * 255, b"x" * 256]) | header_bytes(300)
 
 
