@@ -25,6 +25,11 @@ _PLACEHOLDER = re.compile(
 T = TypeVar("T")
 
 
+def without_nul(value: str) -> str:
+    """NUL as U+FFFD, like an undecodable byte: PostgreSQL cannot store NUL in text, and would dead-letter the alert."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
 def is_placeholder(value: str) -> bool:
     """True for a macro the sender left unresolved, e.g. Zabbix's literal `{TRIGGER.ID}`."""
     return bool(_PLACEHOLDER.match(value.strip()))
@@ -52,7 +57,7 @@ class Fields:
             if not isinstance(value, str):
                 self.error(name, f"must be a string, got {type(value).__name__}")
                 return None
-            value = value.strip()
+            value = without_nul(value.strip())
             if not value:
                 continue
             if is_placeholder(value):

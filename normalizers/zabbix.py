@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from normalizers.fields import Fields, is_placeholder
+from normalizers.fields import Fields, is_placeholder, without_nul
 from normalizers.schema import Alert, Envelope, Ignored, Kind, Severity, Source, UpdateAction
 
 _EVENT_SOURCES = {"0": "trigger", "1": "discovery", "2": "autoregistration", "3": "internal"}
@@ -190,7 +190,7 @@ def _tags(tags_json: str | None) -> dict[str, str]:
         tag, value = entry.get("tag"), entry.get("value", "")
         if not isinstance(tag, str) or not isinstance(value, str):
             return {}
-        values.setdefault(tag, []).append(value)
+        values.setdefault(without_nul(tag), []).append(without_nul(value))
     # A tag may repeat with several values (`service:mysql`, `service:backup`).
     return {tag: ",".join(vs) for tag, vs in values.items()}
 

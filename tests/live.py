@@ -23,12 +23,14 @@ from alertdesk.settings import Settings
 
 
 class LiveAlertdesk:
-    """Start with `with LiveAlertdesk(tmp, **settings) as desk:`; `desk.url` is `http://127.0.0.1:<port>`."""
+    """Start with `with LiveAlertdesk(tmp, **settings) as desk:`; `desk.url` is `http://127.0.0.1:<port>`.
+
+    The database is a SQLite file in `directory` unless `database_url` says otherwise.
+    """
 
     def __init__(self, directory: Path, **settings: Any) -> None:
-        self.settings = Settings(
-            database_url=f"sqlite+aiosqlite:///{directory / 'alertdesk.db'}", store_process=False, **settings
-        )
+        settings.setdefault("database_url", f"sqlite+aiosqlite:///{directory / 'alertdesk.db'}")
+        self.settings = Settings(store_process=False, **settings)
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="live-alertdesk", daemon=True)

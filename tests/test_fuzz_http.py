@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -111,3 +112,22 @@ def test_any_webhook_path_gets_a_documented_answer(desk: LiveAlertdesk, path: st
 
     assert status in DOCUMENTED | {405}, (status, raw[:300])
     assert json.loads(raw)["error"]
+
+
+async def test_nul_in_an_output_still_opens_a_ticket(database: tuple[str, str | None], tmp_path: Path) -> None:
+    """Found by the fuzzing: PostgreSQL text cannot hold NUL, so the alert was answered 202, then dead-lettered."""
+    url, schema = database
+    problem = {
+        "NOTIFICATIONTYPE": "PROBLEM",
+        "HOSTNAME": "web-01",
+        "SERVICEDESC": "DISK /",
+        "SERVICESTATE": "CRITICAL",
+        "SERVICEOUTPUT": "DISK CRITICAL\x00 - free space: / 1841 MB",
+    }
+    with LiveAlertdesk(tmp_path, database_url=url, database_schema=schema) as desk:
+        status, _ = desk.post_json("/webhooks/nagios", problem)
+        _, page = desk.get_json("/api/tickets")
+
+    assert status == 202
+    [ticket] = page["tickets"]
+    assert ticket["description"] == "DISK CRITICAL\ufffd - free space: / 1841 MB"
