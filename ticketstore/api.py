@@ -37,6 +37,7 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 DEFAULT_ACTOR = "operator"
 RETRY_AFTER_S = 5
 _TICKET = r"/api/tickets/{id:\d{1,18}}"
+_NUL = "\x00"
 _LIST_PARAMETERS = frozenset({"status", "severity", "source", "host", "dedup_key", "q", "limit", "cursor"})
 
 
@@ -234,9 +235,13 @@ async def _body(request: web.Request, model: type[Body]) -> Body:
     if not isinstance(data, dict):
         raise _Refused(400, "malformed_body", [{"loc": ["body"], "msg": "must be a JSON object"}])
     try:
-        return model.model_validate(data)
+        body = model.model_validate(data)
     except ValidationError as exc:
         raise _invalid([{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in exc.errors()]) from None
+    nul = [name for name, value in body if isinstance(value, str) and _NUL in value]
+    if nul:  # PostgreSQL text cannot hold it: refused here, not a 500 from the database
+        raise _invalid([{"loc": ["body", name], "msg": "must not contain NUL (\\u0000)"} for name in nul])
+    return body
 
 
 def _list_parameters(request: web.Request) -> tuple[TicketFilters, int, int | None]:
@@ -267,6 +272,11 @@ def _list_parameters(request: web.Request) -> tuple[TicketFilters, int, int | No
         {"loc": ["query", name], "msg": "unknown query parameter"}
         for name in dict.fromkeys(query)
         if name not in _LIST_PARAMETERS
+    )
+    errors.extend(
+        {"loc": ["query", name], "msg": "must not contain NUL (\\u0000)"}
+        for name in dict.fromkeys(query)
+        if name in _LIST_PARAMETERS and any(_NUL in value for value in query.getall(name))
     )
     filters = TicketFilters(
         status=words("status", STATUSES),
