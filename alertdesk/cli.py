@@ -88,11 +88,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "bench" and args.distributed:
-        from alertdesk.bench_distributed import bench_distributed
+        from alertdesk.bench.distributed import bench_distributed
 
         return bench_distributed(args)
     if args.command == "bench":
-        from alertdesk.bench import bench
+        from alertdesk.bench.embedded import bench
 
         result: int = bench(args)
         return result

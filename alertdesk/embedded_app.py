@@ -23,15 +23,15 @@ from alertdesk.writer import StoreProcess
 from dedup import DedupMetrics
 from ingest import IngestConfig, IngestMetrics, json_errors, open_sources, webhook_routes
 from normalizers.schema import AlertdeskError
-from ticketstore.api import ApiConfig, ticket_api
-from ticketstore.background import Background, EscalationMetrics
+from ticketstore.api.queries import TicketQueries
+from ticketstore.api.routes import ApiConfig, ticket_api
 from ticketstore.db import Engines, create_engines, sqlite_file
+from ticketstore.escalation.loops import Background, EscalationMetrics
+from ticketstore.escalation.notify import Notifier, NotifyMetrics
 from ticketstore.lifecycle import Lifecycle
 from ticketstore.metrics import StoreMetrics
 from ticketstore.migrate import upgrade
-from ticketstore.notify import Notifier, NotifyMetrics
 from ticketstore.policy import Policy, load_policy
-from ticketstore.queries import TicketQueries
 from ticketstore.store import TicketStore
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,6 @@ async def background(
         notifier = Notifier(engines, policy, session, NotifyMetrics(registry), now=now)
         chores = Background(
             store,
-            TicketQueries(engines),
             notifier,
             EscalationMetrics(registry),
             retention=timedelta(days=settings.retention_days),

@@ -21,11 +21,11 @@ from sqlalchemy import update
 from normalizers.schema import Alert, Kind, Severity, Source, TicketCommand
 from tests.conftest import Clock
 from ticketstore import tables
-from ticketstore.api import ApiConfig, ticket_api
+from ticketstore.api.queries import TicketQueries
+from ticketstore.api.routes import ApiConfig, ticket_api
 from ticketstore.db import Engines, create_engines
 from ticketstore.lifecycle import Lifecycle
 from ticketstore.policy import Policy
-from ticketstore.queries import TicketQueries
 from ticketstore.store import TicketStore
 
 Client = TestClient[web.Request, web.Application]

@@ -29,8 +29,9 @@ from tests.conftest import Clock
 from tests.process import free_port
 from ticketstore import tables as t
 from ticketstore.db import Engines, create_engines
+from ticketstore.escalation.notify import Notifier, NotifyMetrics
+from ticketstore.escalation.scan import escalate_due
 from ticketstore.lifecycle import Lifecycle
-from ticketstore.notify import Notifier, NotifyMetrics
 from ticketstore.policy import Policy
 from ticketstore.store import TicketStore
 
@@ -306,7 +307,7 @@ async def test_an_escalation_reaches_the_step_channels_with_the_ticket_as_escala
         await w.notifier.run_once()
         receiver.deliveries.clear()
         clock.advance(minutes=15)
-        await w.store.escalate_due()
+        await escalate_due(w.store)
         assert await w.notifier.run_once() == 5
 
     assert sorted(receiver.accepted()) == [
@@ -362,7 +363,7 @@ async def test_endpoint_down_reschedules_with_backoff_and_delivers_each_step_onc
         assert await w.notifier.run_once() == 0  # not before its time
 
         clock.current = t0 + timedelta(minutes=15)  # still down when the ticket escalates
-        await w.store.escalate_due()
+        await escalate_due(w.store)
         assert await w.notifier.run_once() == 8
         assert [(r.event, r.attempts, r.next_attempt_at) for r in await outbox(engines)][::3] == [
             ("opened", 2, t0 + timedelta(minutes=15, seconds=20)),

@@ -21,7 +21,7 @@ from ticketstore.cache import TicketCache
 from ticketstore.lifecycle import KeyState
 from ticketstore.policy import Policy
 from ticketstore.ticket import COLUMNS, TicketRow, ticket_number
-from ticketstore.views import TicketView
+from ticketstore.view import TicketView
 
 # The statements of every batch, built once: SQLAlchemy then finds their compiled form without rebuilding them.
 _c, _e = t.tickets.c, t.episodes.c
@@ -97,11 +97,16 @@ def load(
     return states, [*cached, *by_id.values()]
 
 
-def for_update(conn: Connection, query: Any, locked: Any = None) -> Any:
-    """`query` locking its rows (`locked`, when built already); SQLite's writer holds the whole database already."""
+def for_update(conn: Connection, query: Any, locked: Any = None, *, skip_locked: bool = False) -> Any:
+    """`query` locking its rows (`locked`, when built already); SQLite's writer holds the whole database already.
+
+    `skip_locked`: a claim by one of several workers (`FOR UPDATE SKIP LOCKED`) passes over rows another holds.
+    """
     if conn.dialect.name == "sqlite":
         return query  # BEGIN IMMEDIATE
-    return query.with_for_update() if locked is None else locked
+    if locked is not None:
+        return locked
+    return query.with_for_update(skip_locked=skip_locked)
 
 
 Changes = dict[tuple[str, ...], list[dict[str, Any]]]  # changed columns -> one parameter set per ticket

@@ -15,19 +15,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from normalizers.schema import Kind, TicketCommand, Unavailable
 from ticketstore import rows
 from ticketstore import tables as t
+from ticketstore.actions import Action, Conflict, TicketNotFound
 from ticketstore.cache import TicketCache
 from ticketstore.db import Engines, outage_is_unavailable
-from ticketstore.escalation import review
 from ticketstore.lifecycle import KeyState, Lifecycle, Outcome
-from ticketstore.operator import Action, Conflict, TicketNotFound
-from ticketstore.ticket import Notice, TicketRow
+from ticketstore.policy import Policy
+from ticketstore.ticket import TicketRow
 
 logger = logging.getLogger(__name__)
 
@@ -107,37 +108,11 @@ class TicketStore:
 
         await self._run(run)
 
-    async def escalate_due(self, limit: int = 100) -> list[tuple[Notice, str]]:
-        """Claim tickets with a due deadline and fire what is due, once; returns the events with their severity.
-
-        The claim is the ticket row lock (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the write lock on SQLite), so
-        two workers never fire the same step, and `review` sees an acknowledgement committed before the claim.
-        """
-        now, policy = self._now(), self._lifecycle.policy
-        c = t.tickets.c
-        due = or_(
-            and_(c.next_escalation_at <= now, c.acknowledged_at.is_(None)),
-            and_(c.respond_by <= now, c.acknowledged_at.is_(None), c.response_breached.is_(False)),
-            and_(c.resolve_by <= now, c.resolution_breached.is_(False)),
-        )
-        query = (
-            select(t.tickets)
-            .where(c.status.in_(t.ACTIVE_STATUSES), c.paused_since.is_(None), due)
-            .order_by(c.id)
-            .limit(limit)
-        )
-        if self._engines.dialect != "sqlite":
-            query = query.with_for_update(skip_locked=True)
-
-        def run(conn: Connection) -> list[tuple[Notice, str]]:
-            tickets = [TicketRow.from_row(r) for r in conn.execute(query)]
-            before = {id(x): x.snapshot() for x in tickets}
-            changed = [x for x in tickets if review(x, policy, now)]
-            fired = [(notice, x.peak_severity) for x in changed for notice in x.notices]
-            rows.write(conn, policy, changed, before, now)
-            return fired
-
-        return await self._run(run)
+    async def count_by_status(self) -> dict[tuple[str, str], int]:
+        """(status, severity) -> number of tickets, for the `alertdesk_tickets` gauge."""
+        with outage_is_unavailable():
+            async with self._engines.read.connect() as conn:
+                return await ticket_counts(conn)
 
     async def prune_processed(self, older_than: timedelta) -> int:
         """Forget idempotency records past the retention period; the tickets keep their counts."""
@@ -162,6 +137,21 @@ class TicketStore:
             return len(changed)
 
         return await self._run(run)
+
+    @property
+    def policy(self) -> Policy:
+        return self._lifecycle.policy
+
+    @property
+    def dialect(self) -> str:
+        return self._engines.dialect
+
+    def now(self) -> datetime:
+        return self._now()
+
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        """A transaction outside the batches (operator actions, scans); `fn` runs in a thread with the connection."""
+        return await self._run(fn)
 
     # --- one transaction ----------------------------------------------------------------------------------
 
@@ -245,6 +235,13 @@ class TicketStore:
         row = {"alert_id": cmd.alert.id, "at": self._now(), "reason": reason, "payload": cmd.model_dump_json()}
         await self._run(lambda conn: conn.execute(insert(t.dead_letters), [row]))
         return Applied(cmd.alert_ids, None, 0, dead_letter=reason)
+
+
+async def ticket_counts(conn: AsyncConnection) -> dict[tuple[str, str], int]:
+    """(status, severity) -> number of tickets, counted by the database (the gauge and `/api/stats`)."""
+    c = t.tickets.c
+    counted = await conn.execute(select(c.status, c.severity, func.count()).group_by(c.status, c.severity))
+    return {(status, severity): int(n) for status, severity, n in counted}
 
 
 def _applied(cmd: TicketCommand, outcome: Outcome | None, fresh: int) -> Applied:

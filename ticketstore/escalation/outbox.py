@@ -15,6 +15,7 @@ from sqlalchemy import Connection, func, insert, or_, select, update
 
 from ticketstore import tables as t
 from ticketstore.db import Engines
+from ticketstore.rows import for_update
 
 n = t.notifications.c
 
@@ -45,16 +46,18 @@ async def claim(engines: Engines, now: datetime, *, limit: int, lease: timedelta
         .order_by(n.id)
         .limit(limit)
     )
-    if engines.dialect != "sqlite":
-        due = due.with_for_update(skip_locked=True)
-    query = (
-        update(t.notifications)
-        .where(n.id.in_(due))
-        .values(lease_until=now + lease, attempts=n.attempts + 1)
-        .returning(n.id, n.ticket_id, n.event, n.level, n.channel, n.idempotency_key, n.payload, n.attempts)
-    )
-    rows = await engines.transact(lambda conn: conn.execute(query).all())
-    return sorted((Pending(*row) for row in rows), key=lambda p: p.id)
+
+    def run(conn: Connection) -> list[Any]:
+        query = (
+            update(t.notifications)
+            .where(n.id.in_(for_update(conn, due, skip_locked=True)))
+            .values(lease_until=now + lease, attempts=n.attempts + 1)
+            .returning(n.id, n.ticket_id, n.event, n.level, n.channel, n.idempotency_key, n.payload, n.attempts)
+        )
+        return list(conn.execute(query).all())
+
+    claimed = await engines.transact(run)
+    return sorted((Pending(*row) for row in claimed), key=lambda p: p.id)
 
 
 async def complete(

@@ -15,8 +15,8 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from normalizers.schema import AlertdeskError, Severity
-from ticketstore.notify import Notifier
-from ticketstore.queries import TicketQueries
+from ticketstore.escalation.notify import Notifier
+from ticketstore.escalation.scan import escalate_due
 from ticketstore.store import TicketStore
 from ticketstore.ticket import STATUSES
 
@@ -51,7 +51,6 @@ class Background:
     def __init__(
         self,
         store: TicketStore,
-        queries: TicketQueries,
         notifier: Notifier,
         metrics: EscalationMetrics,
         *,
@@ -59,7 +58,6 @@ class Background:
         scan_every: float = 1.0,
     ) -> None:
         self._store = store
-        self._queries = queries
         self._notifier = notifier
         self._metrics = metrics
         self._retention = retention
@@ -84,7 +82,7 @@ class Background:
                 await task
 
     async def escalate(self) -> int:
-        fired = await self._store.escalate_due()
+        fired = await escalate_due(self._store)
         for notice, severity in fired:
             if notice.event == "escalated":
                 self._metrics.escalations.labels(str(notice.level)).inc()
@@ -93,7 +91,7 @@ class Background:
         return len(fired)
 
     async def count_tickets(self) -> None:
-        counts = await self._queries.count_by_status()
+        counts = await self._store.count_by_status()
         for status in STATUSES:
             for severity in Severity:
                 self._metrics.tickets.labels(status, severity.value).set(counts.get((status, severity.value), 0))

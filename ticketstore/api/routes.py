@@ -21,13 +21,13 @@ from aiohttp import hdrs, web
 from pydantic import BaseModel, ValidationError
 
 from normalizers.schema import Severity, Source, Unavailable
-from ticketstore import operator
-from ticketstore.openapi import openapi_document
-from ticketstore.operator import Action, Conflict, TicketNotFound
-from ticketstore.queries import DEFAULT_LIMIT, MAX_LIMIT, TicketFilters, TicketQueries
+from ticketstore import actions
+from ticketstore.actions import Action, Conflict, TicketNotFound
+from ticketstore.api.models import AcknowledgeBody, ActorBody, AssignBody, CommentBody, StatusBody
+from ticketstore.api.openapi import openapi_document
+from ticketstore.api.queries import DEFAULT_LIMIT, MAX_LIMIT, TicketFilters, TicketQueries
 from ticketstore.store import TicketStore
 from ticketstore.ticket import STATUSES
-from ticketstore.views import AcknowledgeBody, ActorBody, AssignBody, CommentBody, StatusBody
 
 logger = logging.getLogger(__name__)
 
@@ -130,32 +130,32 @@ class _TicketApi:
     async def acknowledge(self, request: web.Request) -> web.Response:
         bound = self._authorize_action(request)
         body = await _body(request, AcknowledgeBody)
-        return await self._act(request, operator.acknowledge(_actor(bound, body.by, required=True)))
+        return await self._act(request, actions.acknowledge(_actor(bound, body.by, required=True)))
 
     async def assign(self, request: web.Request) -> web.Response:
         bound = self._authorize_action(request)
         body = await _body(request, AssignBody)
-        return await self._act(request, operator.assign(_actor(bound, body.by), body.group, body.assignee))
+        return await self._act(request, actions.assign(_actor(bound, body.by), body.group, body.assignee))
 
     async def comment(self, request: web.Request) -> web.Response:
         bound = self._authorize_action(request)
         body = await _body(request, CommentBody)
-        return await self._act(request, operator.comment(_actor(bound, body.by, required=True), body.text))
+        return await self._act(request, actions.comment(_actor(bound, body.by, required=True), body.text))
 
     async def status(self, request: web.Request) -> web.Response:
         bound = self._authorize_action(request)
         body = await _body(request, StatusBody)
-        return await self._act(request, operator.set_status(_actor(bound, body.by), body.status))
+        return await self._act(request, actions.set_status(_actor(bound, body.by), body.status))
 
     async def resolve(self, request: web.Request) -> web.Response:
         bound = self._authorize_action(request)
         body = await _body(request, ActorBody)
-        return await self._act(request, operator.resolve(_actor(bound, body.by)))
+        return await self._act(request, actions.resolve(_actor(bound, body.by)))
 
     async def close(self, request: web.Request) -> web.Response:
         bound = self._authorize_action(request)
         body = await _body(request, ActorBody)
-        return await self._act(request, operator.close(_actor(bound, body.by)))
+        return await self._act(request, actions.close(_actor(bound, body.by)))
 
     async def _act(self, request: web.Request, action: Action) -> web.Response:
         ticket_id = _ticket_id(request)

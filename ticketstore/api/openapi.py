@@ -12,9 +12,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from normalizers.schema import Severity, Source
-from ticketstore.queries import DEFAULT_LIMIT, MAX_LIMIT
-from ticketstore.ticket import STATUSES
-from ticketstore.views import (
+from ticketstore.api.models import (
     AcknowledgeBody,
     ActorBody,
     AssignBody,
@@ -22,8 +20,10 @@ from ticketstore.views import (
     Stats,
     StatusBody,
     TicketPage,
-    TicketView,
 )
+from ticketstore.api.queries import DEFAULT_LIMIT, MAX_LIMIT
+from ticketstore.ticket import STATUSES
+from ticketstore.view import TicketView
 
 _REF = "#/components/schemas/{model}"
 _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [

@@ -18,8 +18,8 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from ticketstore import outbox
 from ticketstore.db import Engines
+from ticketstore.escalation import outbox
 from ticketstore.policy import Channel, Policy
 
 logger = logging.getLogger(__name__)
