@@ -21,12 +21,25 @@ class KeyState:
 
     latest: TicketRow | None = None  # the key's newest ticket; when active it is THE active ticket
     episodes: dict[str, TicketRow] = field(default_factory=dict)  # episode id -> its ticket
-    recent_resolutions: list[datetime] = field(default_factory=list)  # resolved_at of recent tickets (flapping)
+    # each recent ticket's resolution, by ticket (its id, or a stand-in while new), as `tickets.resolved_at` holds
+    # it: a ticket brought back and resolved again counts once, at its latest resolution (flapping)
+    recent_resolutions: dict[int, datetime] = field(default_factory=dict)
     new_episodes: list[tuple[str, TicketRow]] = field(default_factory=list)  # links the store must write
 
     @property
     def active(self) -> TicketRow | None:
         return self.latest if self.latest is not None and self.latest.active else None
+
+    def resolved(self, ticket: TicketRow, at: datetime) -> None:
+        self.recent_resolutions[_slot(ticket)] = at
+
+    def reopened(self, ticket: TicketRow) -> None:
+        self.recent_resolutions.pop(_slot(ticket), None)
+
+
+def _slot(ticket: TicketRow) -> int:
+    """A ticket's key among the resolutions: its id, or (not inserted yet) a negative stand-in no id can equal."""
+    return ticket.id if ticket.id is not None else -id(ticket)
 
 
 @dataclass(slots=True)
@@ -48,7 +61,8 @@ class Lifecycle:
         at = a.received_at
         active = state.active
         if active is not None and active.flapping:
-            self.settle_flapping(active, at)
+            if self.settle_flapping(active, at) and not active.active:
+                state.resolved(active, at)  # flapping ended in OK: the ticket's resolution, as any other
             active = state.active
         known = state.episodes.get(a.episode_id) if a.episode_id else None
         if known is not None and not known.active and active is not known:
@@ -124,11 +138,13 @@ class Lifecycle:
             assert state.latest is not None
             active = state.latest
             active.reopen(at, None, "a new problem within the reopen window")
+            state.reopened(active)
         if active is None and self._is_flapping(state, a):
             assert state.latest is not None
             active = state.latest
             window = self.policy.flapping_for(a.source.value, active.peak_severity, a.instance).window
             active.reopen(at, None, f"{len(state.recent_resolutions)} open/resolve cycles within {window}")
+            state.reopened(active)
             active.set_flapping(at, True, None, "detected by alertdesk: recoveries are recorded without resolving")
         if active is not None and active.next_escalation_at is None and not active.acknowledged_by:
             active.next_escalation_at = active.step_due(self.policy)  # brought back: the steps run again
@@ -219,7 +235,7 @@ class Lifecycle:
     def _resolve(self, state: KeyState, ticket: TicketRow, at: datetime, by: str | None, detail: str) -> Outcome:
         if ticket.active:
             ticket.resolve(at, by, detail, self.policy)
-            state.recent_resolutions.append(at)
+            state.resolved(ticket, at)
         return Outcome(ticket, resolved=True)
 
     def _within_reopen_window(self, state: KeyState, a: Alert) -> bool:
@@ -236,9 +252,10 @@ class Lifecycle:
             return False
         at = a.received_at
         rule = self.policy.flapping_for(a.source.value, latest.peak_severity, a.instance)
-        recent = [t for t in state.recent_resolutions if at - t <= rule.window]
-        state.recent_resolutions[:] = recent
-        return len(recent) >= rule.cycles
+        for slot, resolved_at in list(state.recent_resolutions.items()):
+            if at - resolved_at > rule.window:
+                del state.recent_resolutions[slot]
+        return len(state.recent_resolutions) >= rule.cycles
 
     def _follow_episode(self, state: KeyState, ticket: TicketRow, a: Alert) -> None:
         if a.episode_id is not None:

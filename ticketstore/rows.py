@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.engine import Connection
 
-from normalizers.schema import Severity, TicketCommand
+from normalizers.schema import Kind, Severity, TicketCommand
 from ticketstore import tables as t
 from ticketstore.cache import TicketCache
 from ticketstore.lifecycle import KeyState
@@ -34,7 +34,7 @@ _BY_ID = select(t.tickets).where(_c.id.in_(bindparam("ids", expanding=True)))
 _LINKS = select(_e.dedup_key, _e.episode_id, _e.ticket_id).where(
     tuple_(_e.dedup_key, _e.episode_id).in_(bindparam("pairs", expanding=True))
 )
-_RESOLUTIONS = select(_c.dedup_key, _c.resolved_at).where(
+_RESOLUTIONS = select(_c.id, _c.dedup_key, _c.resolved_at).where(
     _c.dedup_key.in_(bindparam("keys", expanding=True)), _c.resolved_at >= bindparam("oldest")
 )
 _LATEST_LOCKED, _BY_ID_LOCKED = _LATEST.with_for_update(), _BY_ID.with_for_update()
@@ -69,32 +69,57 @@ def load(
                 states[key] = state
     cached = [s.latest for s in states.values() if s.latest is not None]
     keys = [key for key in episodes if key not in states]
-    if not keys:
-        return states, cached
-    by_id = {
-        r.id: TicketRow.from_row(r) for r in conn.execute(for_update(conn, _LATEST, _LATEST_LOCKED), {"keys": keys})
-    }
-    states.update((key, KeyState()) for key in keys)
-    for ticket in by_id.values():
-        states[ticket.dedup_key].latest = ticket
-
-    wanted = {(key, ep) for key in keys for ep in episodes[key]}
-    if wanted:
-        links = conn.execute(_LINKS, {"pairs": list(wanted)}).all()
-        missing = {link.ticket_id for link in links} - by_id.keys()
-        if missing:
-            rows = conn.execute(for_update(conn, _BY_ID, _BY_ID_LOCKED), {"ids": list(missing)})
-            by_id.update({r.id: TicketRow.from_row(r) for r in rows})
-        for link in links:
-            states[link.dedup_key].episodes[link.episode_id] = by_id[link.ticket_id]
-
-    idle = [key for key, s in states.items() if s.latest is not None and not s.latest.active]
-    if idle:
-        oldest = min(cmd.alert.received_at for cmd in commands) - flap_window
-        rows = conn.execute(_RESOLUTIONS, {"keys": idle, "oldest": oldest})
-        for row in rows:
-            states[row.dedup_key].recent_resolutions.append(row.resolved_at)
+    by_id: dict[int, TicketRow] = {}
+    if keys:
+        by_id = {
+            r.id: TicketRow.from_row(r) for r in conn.execute(for_update(conn, _LATEST, _LATEST_LOCKED), {"keys": keys})
+        }
+        states.update((key, KeyState()) for key in keys)
+        for ticket in by_id.values():
+            states[ticket.dedup_key].latest = ticket
+        _link_episodes(conn, states, {(key, ep) for key in keys for ep in episodes[key]}, by_id)
+    _recent_resolutions(conn, commands, states, flap_window)
     return states, [*cached, *by_id.values()]
+
+
+def _link_episodes(
+    conn: Connection, states: dict[str, KeyState], wanted: set[tuple[str, str]], by_id: dict[int, TicketRow]
+) -> None:
+    if not wanted:
+        return
+    links = conn.execute(_LINKS, {"pairs": list(wanted)}).all()
+    missing = {link.ticket_id for link in links} - by_id.keys()
+    if missing:
+        rows = conn.execute(for_update(conn, _BY_ID, _BY_ID_LOCKED), {"ids": list(missing)})
+        by_id.update({r.id: TicketRow.from_row(r) for r in rows})
+    for link in links:
+        states[link.dedup_key].episodes[link.episode_id] = by_id[link.ticket_id]
+
+
+def _recent_resolutions(
+    conn: Connection, commands: Sequence[TicketCommand], states: dict[str, KeyState], flap_window: timedelta
+) -> None:
+    """The flapping count needs a key's recent resolutions whenever the batch may open a ticket after a resolve.
+
+    Only one case is sure not to: repeats of the active ticket's own problem (a storm), which read none.
+    """
+    calm = {key for key, s in states.items() if s.latest is not None and s.latest.active and not s.latest.flapping}
+    for cmd in commands:
+        if cmd.dedup_key in calm and not _repeat(cmd, states[cmd.dedup_key]):
+            calm.discard(cmd.dedup_key)
+    keys = [key for key, s in states.items() if s.latest is not None and key not in calm]
+    if not keys:
+        return
+    oldest = min(cmd.alert.received_at for cmd in commands) - flap_window
+    for row in conn.execute(_RESOLUTIONS, {"keys": keys, "oldest": oldest}):
+        states[row.dedup_key].recent_resolutions[row.id] = row.resolved_at
+
+
+def _repeat(cmd: TicketCommand, state: KeyState) -> bool:
+    """A problem that can only count on the active ticket: no other episode that could supersede it."""
+    assert state.latest is not None
+    episode = cmd.alert.episode_id
+    return cmd.alert.kind is Kind.PROBLEM and (episode is None or episode == state.latest.episode_id)
 
 
 def for_update(conn: Connection, query: Any, locked: Any = None, *, skip_locked: bool = False) -> Any:
