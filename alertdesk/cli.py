@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from alertdesk import runtime
+from alertdesk.secret_files import InvalidSetting
 from alertdesk.settings import Settings, describe
 from normalizers.schema import AlertdeskError
 
@@ -98,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     try:
         settings = _settings(args)
-    except ValidationError as exc:
+    except (ValidationError, InvalidSetting) as exc:
         print(f"alertdesk: invalid setting: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
