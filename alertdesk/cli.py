@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from alertdesk import runtime
+from alertdesk.logs import configure_logging
 from alertdesk.secret_files import InvalidSetting
 from alertdesk.settings import Settings, describe
 from normalizers.schema import AlertdeskError
@@ -102,12 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValidationError, InvalidSetting) as exc:
         print(f"alertdesk: invalid setting: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # our own line says what was migrated
+    configure_logging(settings.log_level, settings.log_format)
     try:
         if args.command == "run":
             return runtime.run(lambda: _run(settings))

@@ -115,7 +115,13 @@ def _writer(settings: Settings, policy: Policy, store: TicketStore, registry: Co
     PostgreSQL needs no child: asyncpg does its I/O on the event loop without holding a thread.
     """
     if settings.store_process and sqlite_file(settings.database_url) is not None:
-        return StoreProcess(settings.database_url, policy, registry, log_level=settings.log_level.upper())
+        return StoreProcess(
+            settings.database_url,
+            policy,
+            registry,
+            log_level=settings.log_level.upper(),
+            log_format=settings.log_format,
+        )
     return store
 
 

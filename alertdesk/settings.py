@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
@@ -77,6 +78,9 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     access_log: bool = Field(False, description="log every HTTP request (tokens redacted)")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one JSON object a line for a log collector"
+    )
 
     @classmethod
     def settings_customise_sources(
