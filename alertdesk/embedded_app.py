@@ -57,13 +57,16 @@ def warn_open_webhooks(config: IngestConfig) -> None:
     """Say at start-up which webhooks anyone who can reach the port may post to."""
     for source in open_sources(config.tokens):
         logger.warning(
-            "/webhooks/%s is open: set ALERTDESK_%s_TOKEN to require a token", source.value, source.value.upper()
+            "/webhooks/%s is open: set ALERTDESK_%s_TOKEN (or ALERTDESK_%s_TOKEN_FILE) to require a token",
+            source.value,
+            source.value.upper(),
+            source.value.upper(),
         )
 
 
 def warn_open_api(api: ApiConfig) -> None:
     if not api.tokens:
-        logger.warning("operator actions on /api are open: set ALERTDESK_API_TOKEN to require a token")
+        logger.warning("operator actions on /api are open: set ALERTDESK_API_TOKEN (or _FILE) to require a token")
 
 
 async def build_app(settings: Settings, *, registry: CollectorRegistry) -> web.Application:
