@@ -122,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(settings: Settings) -> int:
-    from alertdesk.embedded_app import build_app, lock_database
+    from alertdesk.dblock import lock_database
+    from alertdesk.embedded_app import build_app
     from alertdesk.server import serve
 
     lock = lock_database(settings.database_url)

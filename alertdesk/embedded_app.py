@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import IO
 
 import aiohttp
 from aiohttp import web
@@ -22,7 +18,6 @@ from alertdesk.settings import Settings
 from alertdesk.writer import StoreProcess
 from dedup import DedupMetrics
 from ingest import IngestConfig, IngestMetrics, json_errors, open_sources, webhook_routes
-from normalizers.schema import AlertdeskError
 from ticketstore.api import ApiConfig, ticket_api
 from ticketstore.background import Background, EscalationMetrics
 from ticketstore.db import Engines, create_engines, sqlite_file
@@ -37,10 +32,6 @@ from ticketstore.store import TicketStore
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-
-class AlreadyRunning(AlertdeskError):
-    """Another `alertdesk run` holds this SQLite database."""
 
 
 def api_config(settings: Settings) -> ApiConfig:
@@ -147,20 +138,3 @@ async def background(
             yield
         finally:
             await chores.stop()
-
-
-def lock_database(url: str) -> IO[str] | None:
-    """Refuse a second `alertdesk run` on the same SQLite file (it would corrupt nothing, but double the work)."""
-    database = sqlite_file(url)
-    if database is None:
-        return None
-    path = Path(database).resolve()
-    handle = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the life of the process
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise AlreadyRunning(f"another alertdesk is running on {path} (lock {path}.lock is held)") from None
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
