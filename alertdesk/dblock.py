@@ -25,12 +25,16 @@ def lock_database(url: str) -> IO[str] | None:
     if database is None:
         return None
     path = Path(database).resolve()
-    handle = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the life of the process
+    # "a+", not "w": a refused second one must leave the holder's pid in the file, to be named
+    handle = open(f"{path}.lock", "a+")  # noqa: SIM115 - held for the life of the process
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
         handle.close()
-        raise AlreadyRunning(f"another alertdesk is running on {path} (lock {path}.lock is held)") from None
+        raise AlreadyRunning(f"another alertdesk is running on {path} (pid {holder}; lock {path}.lock)") from None
+    handle.truncate(0)
     handle.write(str(os.getpid()))
     handle.flush()
     return handle
