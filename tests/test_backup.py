@@ -114,13 +114,13 @@ async def test_backup_of_a_busy_server_restores_elsewhere_with_every_ticket_and_
 
     sender = Sender(server.url)
     senders = [asyncio.create_task(sender.run(worker)) for worker in range(4)]
-    await sender.until(100)
+    await sender.until(50)
     committed_before = sender.accepted  # every 202 is committed: the backup must hold at least these
     done = await asyncio.to_thread(
         alertdesk, "backup", str(tmp_path / "backup.db"), "--database-url", url(live), cwd=tmp_path
     )
     during = sender.accepted - committed_before
-    await sender.until(sender.accepted + 20)  # and the server went on taking alerts after it
+    await sender.until(sender.accepted + 10)  # and the server went on taking alerts after it
     sender.stop.set()
     await asyncio.gather(*senders)
     report.close()
