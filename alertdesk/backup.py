@@ -50,7 +50,7 @@ def backup(database_url: str, target: Path) -> str:
     partial = target.with_name(f"{target.name}.partial")
     partial.unlink(missing_ok=True)
     try:
-        with _open(database, "rw") as source, _connect(partial) as copy:
+        with _open(database, "rw") as source, _connect(partial, shown=target) as copy:
             source.backup(copy)  # all pages in one step: one read transaction, hence one consistent snapshot
             copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
             contents = _contents(copy, database)
@@ -72,7 +72,7 @@ def restore(source: Path, database_url: str) -> str:
         raise BackupError(f"cannot restore: {exc}; stop it first") from None
     assert lock is not None
     try:
-        with _open(source, "ro") as backup_file, _connect(database) as target:
+        with _open(source, "ro") as backup_file, _connect(database, shown=database) as target:
             backup_file.backup(target)
     finally:
         lock.close()
@@ -104,11 +104,12 @@ def _open(path: Path, mode: str) -> Iterator[sqlite3.Connection]:
 
 
 @contextlib.contextmanager
-def _connect(path: Path) -> Iterator[sqlite3.Connection]:
+def _connect(path: Path, *, shown: Path) -> Iterator[sqlite3.Connection]:
+    """A database to write; errors name `shown`, the file the operator asked for."""
     try:
         connection = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S)
     except sqlite3.OperationalError as exc:
-        raise BackupError(f"cannot write {path}: {exc}") from None
+        raise BackupError(f"cannot write {shown}: {exc}") from None
     try:
         yield connection
     finally:

@@ -209,7 +209,7 @@ def test_restore_refuses_a_file_that_is_not_an_alertdesk_database(tmp_path: Path
     assert not (tmp_path / "target" / "alertdesk.db").exists()
 
 
-def test_backup_names_what_it_cannot_copy(tmp_path: Path) -> None:
+def test_backup_names_what_it_cannot_copy(alertdesk_database: Path, tmp_path: Path) -> None:
     missing = alertdesk("backup", str(tmp_path / "b.db"), "--database-url", url(tmp_path), cwd=tmp_path)
     assert missing.returncode == 2
     assert f"no database at {tmp_path / 'alertdesk.db'}" in missing.stderr
@@ -221,3 +221,10 @@ def test_backup_names_what_it_cannot_copy(tmp_path: Path) -> None:
     assert postgres.returncode == 2
     assert "for PostgreSQL use pg_dump -Fc and pg_restore" in postgres.stderr
     assert not (tmp_path / "b.db").exists()
+
+    nowhere = tmp_path / "no-such-directory" / "b.db"
+    unwritable = alertdesk(
+        "backup", str(nowhere), "--database-url", f"sqlite+aiosqlite:///{alertdesk_database}", cwd=tmp_path
+    )
+    assert unwritable.returncode == 2
+    assert f"cannot write {nowhere}: unable to open database file" in unwritable.stderr
