@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import IO
 
 import aiohttp
 from aiohttp import web
@@ -22,7 +18,6 @@ from alertdesk.settings import Settings
 from alertdesk.writer import StoreProcess
 from dedup import DedupMetrics
 from ingest import IngestConfig, IngestMetrics, json_errors, open_sources, webhook_routes
-from normalizers.schema import AlertdeskError
 from ticketstore.api.queries import TicketQueries
 from ticketstore.api.routes import ApiConfig, ticket_api
 from ticketstore.db import Engines, create_engines, sqlite_file
@@ -39,10 +34,6 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 
-class AlreadyRunning(AlertdeskError):
-    """Another `alertdesk run` holds this SQLite database."""
-
-
 def api_config(settings: Settings) -> ApiConfig:
     tokens = {settings.api_token.get_secret_value(): settings.api_token_name} if settings.api_token else {}
     read = frozenset({settings.api_read_token.get_secret_value()}) if settings.api_read_token else frozenset()
@@ -57,13 +48,16 @@ def warn_open_webhooks(config: IngestConfig) -> None:
     """Say at start-up which webhooks anyone who can reach the port may post to."""
     for source in open_sources(config.tokens):
         logger.warning(
-            "/webhooks/%s is open: set ALERTDESK_%s_TOKEN to require a token", source.value, source.value.upper()
+            "/webhooks/%s is open: set ALERTDESK_%s_TOKEN (or ALERTDESK_%s_TOKEN_FILE) to require a token",
+            source.value,
+            source.value.upper(),
+            source.value.upper(),
         )
 
 
 def warn_open_api(api: ApiConfig) -> None:
     if not api.tokens:
-        logger.warning("operator actions on /api are open: set ALERTDESK_API_TOKEN to require a token")
+        logger.warning("operator actions on /api are open: set ALERTDESK_API_TOKEN (or _FILE) to require a token")
 
 
 async def build_app(settings: Settings, *, registry: CollectorRegistry) -> web.Application:
@@ -115,7 +109,13 @@ def _writer(settings: Settings, policy: Policy, store: TicketStore, registry: Co
     PostgreSQL needs no child: asyncpg does its I/O on the event loop without holding a thread.
     """
     if settings.store_process and sqlite_file(settings.database_url) is not None:
-        return StoreProcess(settings.database_url, policy, registry, log_level=settings.log_level.upper())
+        return StoreProcess(
+            settings.database_url,
+            policy,
+            registry,
+            log_level=settings.log_level.upper(),
+            log_format=settings.log_format,
+        )
     return store
 
 
@@ -137,20 +137,3 @@ async def background(
             yield
         finally:
             await chores.stop()
-
-
-def lock_database(url: str) -> IO[str] | None:
-    """Refuse a second `alertdesk run` on the same SQLite file (it would corrupt nothing, but double the work)."""
-    database = sqlite_file(url)
-    if database is None:
-        return None
-    path = Path(database).resolve()
-    handle = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the life of the process
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise AlreadyRunning(f"another alertdesk is running on {path} (lock {path}.lock is held)") from None
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
