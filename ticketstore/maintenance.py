@@ -100,7 +100,8 @@ def parse_weekly(text: str) -> Weekly:
             raise ValueError(f"{part!r}: days are mon, tue, wed, thu, fri, sat, sun")
         i, j = _DAYS.index(first), _DAYS.index(last or first)
         days.extend(_DAYS[k % 7] for k in range(i, j + 1 if j >= i else j + 8))
-    return Weekly.model_validate({"days": tuple(dict.fromkeys(days)), "start": found[2], "end": found[3]})
+    start, end = (time.fromisoformat(part.zfill(5)) for part in (found[2], found[3]))
+    return Weekly(days=tuple(dict.fromkeys(days)), start=start, end=end)
 
 
 class WindowRequest(BaseModel):

@@ -183,7 +183,7 @@ class TicketRow:
             return
         self.downtime = on
         if not on and self.maintenance_window_id is not None:
-            self.log(at, "unsuppressed", by, f"{detail}; still in maintenance window {self.maintenance_window_id}")
+            self.log(at, "downtime_ended", by, f"{detail}; still in maintenance window {self.maintenance_window_id}")
             return
         self._set_suppressed(at, on, policy)
         self.log(at, "suppressed" if on else "unsuppressed", by, detail)
@@ -206,7 +206,10 @@ class TicketRow:
         self.maintenance_window_id = None
         if not self.downtime:
             self._set_suppressed(at, False, policy)
-        self.log(at, "unsuppressed", "maintenance", detail if not self.downtime else f"{detail}; downtime goes on")
+        if self.downtime:
+            self.log(at, "maintenance_ended", "maintenance", f"{detail}; downtime goes on")
+        else:
+            self.log(at, "unsuppressed", "maintenance", detail)
         if self.held_opened:
             self.held_opened = False
             self.notify("opened")
