@@ -63,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
             stage_parser.add_argument("--worker-index", type=int, help="ALERTDESK_WORKER_INDEX (default 0)")
             stage_parser.add_argument("--worker-count", type=int, help="ALERTDESK_WORKER_COUNT (default 1)")
 
+    from alertdesk.maintenance import add_parser as maintenance_parser
+
+    maintenance_parser(commands)
+
     dead = commands.add_parser("dead-letters", help="list or replay the dead-letter queue (distributed mode)")
     dead_actions = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
     dead_actions.add_parser("list", help="show each dead letter: message id, stage, reason")
@@ -114,6 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from alertdesk.distributed import run_stage
 
             return runtime.run(lambda: run_stage(args.command, settings))
+        if args.command == "maintenance":
+            from alertdesk.maintenance import maintenance
+
+            return runtime.run(lambda: maintenance(settings, args))
         if args.command == "dead-letters":
             from alertdesk.deadletters import dead_letters
 

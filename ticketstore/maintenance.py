@@ -129,7 +129,7 @@ class WindowRequest(BaseModel):
         """The window to store, its times resolved against `now`. Raises `InvalidWindow` naming the field."""
         patterns = self.match.patterns()
         if not patterns and not self.all:
-            raise InvalidWindow("match", 'an empty match silences every alert: give "all": true to mean it')
+            raise InvalidWindow("match", 'an empty match silences every alert: say "all" (--all) to mean it')
         if patterns and self.all:
             raise InvalidWindow("all", '"all": true goes with an empty match only')
         if self.ends_at is not None and self.duration is not None:
