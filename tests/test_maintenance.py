@@ -25,7 +25,7 @@ from tests.test_notify import Receiver, disk_problem, policy_for, receiver, work
 from ticketstore.db import Engines, create_engines
 from ticketstore.escalation.loops import Background, EscalationMetrics
 from ticketstore.escalation.notify import Notifier, NotifyMetrics
-from ticketstore.escalation.resume import resume_ended
+from ticketstore.escalation.resume import Seen, resume_ended, silence_open
 from ticketstore.escalation.scan import escalate_due
 from ticketstore.lifecycle import Lifecycle
 from ticketstore.maintenance import InvalidWindow, Weekly, Window, WindowRequest, parse_weekly
@@ -155,6 +155,47 @@ async def test_a_recovery_in_the_window_resolves_as_usual_and_nobody_is_paged_at
     at(clock, t0, hours=3)
     assert await resume(desk) == 0
     assert await desk.outbox() == []  # nobody heard of the opening, nobody hears of the resolution
+
+
+async def test_a_window_created_while_a_ticket_escalates_silences_it_until_its_end(desk: Desk, clock: Clock) -> None:
+    t0 = clock()
+    await desk.send(db_disk(clock), nagios(clock, Kind.PROBLEM, host="web-01"))  # both paged at 03:00
+    at(clock, t0, minutes=5)
+    await silence(desk, match={"host": "db*"}, duration="1h")
+    seen: Seen = set()
+    assert await silence_open(desk.store, seen) == 1
+    assert await silence_open(desk.store, seen) == 0  # once per window and process
+    assert pick(await desk.ticket(1), "suppressed", "maintenance_window_id") == (True, 1)
+    assert (await desk.history(1))[-1][:2] == ("Sat 03:05", "suppressed")
+
+    at(clock, t0, minutes=20)
+    assert await desk.scan() == [("sla_breached", "response"), ("escalated", "1")]  # web-01 only
+    assert (await desk.ticket(1))["escalation_level"] == 0
+    at(clock, t0, hours=1, minutes=5)
+    assert await resume(desk) == 1
+    assert pick(await desk.ticket(1), "suppressed", "respond_by") == (False, sat(4, 15))
+    assert [event for event, *_ in await desk.outbox(1)] == ["opened", "opened"]  # paged at 03:00, not again
+
+
+async def test_open_tickets_are_matched_by_the_same_patterns_as_new_alerts(desk: Desk, clock: Clock) -> None:
+    hosts = ["db-paris-01", "db_paris", "dbXparis", "web-01"]
+    await desk.send(*(db_disk(clock, host=host) for host in hosts))
+    host_down = nagios(clock, Kind.PROBLEM, host="mq-01").model_copy(
+        update={"service": None, "dedup_key": "nagios:mq-01"}
+    )
+    await desk.send(host_down)  # a host alert: no service
+    at(clock, sat(3), minutes=1)
+    await silence(desk, match={"host": "db_*"}, duration="1h")  # `_` is no wildcard
+    await silence(desk, match={"host": "[dw]*-0?", "service": "DISK*"}, duration="1h")  # character classes
+    await silence(desk, match={"host": "mq-*", "service": "*"}, duration="1h")
+    assert await silence_open(desk.store, set()) == 4
+    assert [(x["host"], x["maintenance_window_id"]) for x in await desk.tickets()] == [
+        ("db-paris-01", 2),
+        ("db_paris", 1),
+        ("dbXparis", None),
+        ("web-01", 2),
+        ("mq-01", 3),
+    ]
 
 
 # --- ending, restarts, overlaps ---------------------------------------------------------------------------------

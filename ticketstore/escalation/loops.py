@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from normalizers.schema import AlertdeskError, Severity
 from ticketstore.escalation.notify import Notifier
-from ticketstore.escalation.resume import resume_ended
+from ticketstore.escalation.resume import Seen, resume_ended, silence_open
 from ticketstore.escalation.scan import escalate_due
 from ticketstore.store import TicketStore
 from ticketstore.ticket import STATUSES
@@ -68,6 +68,7 @@ class Background:
         self._retention = retention
         self._scan_every = scan_every
         self._tasks: list[asyncio.Task[None]] = []
+        self._windows_seen: Seen = set()  # windows whose already-open tickets this process has silenced
 
     def start(self) -> None:
         chores: list[tuple[str, float, Callable[[], Awaitable[object]]]] = [
@@ -97,9 +98,11 @@ class Background:
         return len(fired)
 
     async def resume(self) -> int:
-        """Tickets whose maintenance window is over resume (their held `opened` goes to the outbox)."""
+        """Tickets whose maintenance window is over resume (their held `opened` goes to the outbox); tickets
+        already open when a window starts are silenced too. Returns how many resumed."""
         round_ = await resume_ended(self._store)
         self._metrics.windows.set(round_.active_windows)
+        await silence_open(self._store, self._windows_seen)
         return round_.resumed
 
     async def count_tickets(self) -> None:
