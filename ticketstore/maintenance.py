@@ -212,7 +212,7 @@ class Windows:
 
     def matching(self, fields: Mapping[str, str | None], at: datetime) -> Window | None:
         """The first (oldest) window covering `at` whose patterns fit `fields`."""
-        return next((w for w in self.windows if w.covers(at, self.zone) and w.matches(fields)), None)
+        return next((w for w in self.windows if w.matches(fields) and w.covers(at, self.zone)), None)
 
     def covering(self, at: datetime) -> list[int]:
         return [w.id for w in self.windows if w.covers(at, self.zone)]
