@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from prometheus_client import CollectorRegistry
+from sqlalchemy import text
 
 from dedup.fold import fold
 from normalizers.schema import Kind, Severity
 from tests.conftest import Clock
 from tests.test_escalation import POLICY, Desk, at, nagios, pick, sat, zabbix
 from tests.test_notify import Receiver, disk_problem, policy_for, receiver, worker  # noqa: F401
+from ticketstore import migrate
 from ticketstore.db import Engines, create_engines
 from ticketstore.escalation.loops import Background, EscalationMetrics
 from ticketstore.escalation.notify import Notifier, NotifyMetrics
@@ -30,8 +37,10 @@ from ticketstore.escalation.scan import escalate_due
 from ticketstore.lifecycle import Lifecycle
 from ticketstore.maintenance import InvalidWindow, Weekly, Window, WindowRequest, parse_weekly
 from ticketstore.metrics import StoreMetrics
+from ticketstore.migrate import upgrade
 from ticketstore.policy import Policy
 from ticketstore.store import TicketStore
+from ticketstore.tables import metadata
 from ticketstore.windows import MaintenanceWindows
 
 
@@ -477,3 +486,46 @@ async def test_the_receiver_gets_the_opened_message_once_at_the_end_and_never_du
 async def escalate_and_notify(store: TicketStore, notifier: Notifier) -> None:
     await escalate_due(store)
     await notifier.run_once()
+
+
+# --- the schema upgrade ---------------------------------------------------------------------------------------------
+
+
+async def test_upgrading_keeps_a_ticket_suppressed_by_a_downtime_and_compares_clean(
+    database: tuple[str, str | None],
+) -> None:
+    """A database of the previous release: its suppressed tickets were suppressed by the source's downtime."""
+    url, schema = database
+    old = create_engines(url, schema=schema)
+    try:
+        async with old.write.begin() as conn:
+            await conn.run_sync(_upgrade_to, "0002")
+            await conn.execute(
+                text(
+                    "INSERT INTO tickets (dedup_key, source, title, description, host, severity, peak_severity, "
+                    "priority, status, suppressed, flapping, occurrences, first_seen, last_seen, escalation_level, "
+                    "response_breached, resolution_breached, paused_seconds, source_refs, tags) VALUES ("
+                    "'nagios:db-01/DISK /', 'nagios', 'DISK /', '', 'db-01', 'critical', 'critical', 'P1', 'open', "
+                    ":yes, :no, 1, :at, :at, 0, :no, :no, 0, '{}', '{}')"
+                ),
+                {"yes": True, "no": False, "at": datetime(2026, 3, 14, 3, 0)},
+            )
+        assert await upgrade(old.write) == "0004"
+        async with old.read.connect() as conn:
+            row = (await conn.execute(text("SELECT suppressed, downtime, maintenance_window_id FROM tickets"))).one()
+            assert (bool(row[0]), bool(row[1]), row[2]) == (True, True, None)
+            assert await conn.run_sync(_differences) == []
+    finally:
+        await old.dispose()
+
+
+def _upgrade_to(connection: Any, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrate.__file__).parent / "migrations"))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+def _differences(connection: Any) -> list[Any]:
+    """What autogenerate would still add or drop: the migrations and `tables.py` describe the same schema."""
+    return list(compare_metadata(MigrationContext.configure(connection), metadata))
