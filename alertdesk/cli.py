@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("file", metavar="FILE", help="a file written by `alertdesk backup`")
     restore.add_argument("--database-url", help="the database to replace (ALERTDESK_DATABASE_URL)")
+    from alertdesk.maintenance import add_parser as maintenance_parser
+
+    maintenance_parser(commands)
 
     dead = commands.add_parser("dead-letters", help="list or replay the dead-letter queue (distributed mode)")
     dead_actions = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -133,6 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(done)
             return 0
+        if args.command == "maintenance":
+            from alertdesk.maintenance import maintenance
+
+            return runtime.run(lambda: maintenance(settings, args))
         if args.command == "dead-letters":
             from alertdesk.deadletters import dead_letters
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from normalizers.schema import Alert, Kind, Severity, Source, TicketCommand, UpdateAction, highest
+from ticketstore.maintenance import NO_WINDOWS, Window, Windows
 from ticketstore.policy import Policy
 from ticketstore.ticket import TicketRow
 
@@ -49,14 +50,18 @@ class Outcome:
     ticket: TicketRow | None
     opened: bool = False
     resolved: bool = False
+    silenced: bool = False  # a problem a maintenance window silenced
 
 
 @dataclass(slots=True)
 class Lifecycle:
     policy: Policy
 
-    def apply(self, state: KeyState, cmd: TicketCommand, count: int) -> Outcome:
-        """Apply `cmd`; `count` is how many of its alerts are new (the others were applied before)."""
+    def apply(self, state: KeyState, cmd: TicketCommand, count: int, windows: Windows = NO_WINDOWS) -> Outcome:
+        """Apply `cmd`; `count` is how many of its alerts are new (the others were applied before).
+
+        `windows`: the maintenance windows known now; a problem one of them covers lands on a suppressed ticket.
+        """
         a = cmd.alert
         at = a.received_at
         active = state.active
@@ -73,7 +78,7 @@ class Lifecycle:
 
         match a.kind:
             case Kind.PROBLEM:
-                return self._problem(state, cmd, count)
+                return self._problem(state, cmd, count, windows.matching(_fields(a), at))
             case Kind.RECOVERY:
                 if active is None:
                     return Outcome(None)
@@ -121,7 +126,7 @@ class Lifecycle:
 
     # --- rules --------------------------------------------------------------------------------------------
 
-    def _problem(self, state: KeyState, cmd: TicketCommand, count: int) -> Outcome:
+    def _problem(self, state: KeyState, cmd: TicketCommand, count: int, silencer: Window | None) -> Outcome:
         a = cmd.alert
         at = a.received_at
         active = state.active
@@ -149,7 +154,9 @@ class Lifecycle:
         if active is not None and active.next_escalation_at is None and not active.acknowledged_by:
             active.next_escalation_at = active.step_due(self.policy)  # brought back: the steps run again
         if active is None:
-            return Outcome(self._open(state, cmd, count), opened=True)
+            return Outcome(self._open(state, cmd, count, silencer), opened=True, silenced=silencer is not None)
+        if silencer is not None:
+            active.enter_maintenance(at, silencer.id, silencer.describe())
 
         active.occurrences += count
         active.last_seen = max(active.last_seen, at)
@@ -162,9 +169,9 @@ class Lifecycle:
         self._follow_episode(state, active, a)
         if active.flapping and was_ok:  # a state change is recorded; repeats only count, as on any ticket
             active.log(at, "problem", a.source.value, "problem while flapping")
-        return Outcome(active)
+        return Outcome(active, silenced=silencer is not None)
 
-    def _open(self, state: KeyState, cmd: TicketCommand, count: int) -> TicketRow:
+    def _open(self, state: KeyState, cmd: TicketCommand, count: int, silencer: Window | None) -> TicketRow:
         a = cmd.alert
         severity = a.severity or Severity.WARNING
         peak = highest(severity, cmd.peak_severity) or severity
@@ -202,6 +209,8 @@ class Lifecycle:
         self._follow_episode(state, ticket, a)
         ticket.next_escalation_at = ticket.step_due(self.policy)
         ticket.log(a.received_at, "opened", a.source.value, f"{peak.value} {rule.priority}: {a.title}")
+        if silencer is not None:
+            ticket.enter_maintenance(opened, silencer.id, silencer.describe())
         ticket.notify("opened")
         state.latest = ticket
         return ticket
@@ -275,6 +284,12 @@ def _supersedes(a: Alert, active: TicketRow) -> bool:
         and a.episode_id != active.episode_id
         and not active.flapping
     )
+
+
+def _fields(a: Alert) -> dict[str, str | None]:
+    """What a maintenance window's patterns are matched against."""
+    return {"source": a.source.value, "instance": a.instance, "host": a.host, "service": a.service,
+            "dedup_key": a.dedup_key}  # fmt: skip
 
 
 def _describe(a: Alert) -> str:

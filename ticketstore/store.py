@@ -29,6 +29,7 @@ from ticketstore.db import Engines, outage_is_unavailable
 from ticketstore.lifecycle import KeyState, Lifecycle, Outcome
 from ticketstore.policy import Policy
 from ticketstore.ticket import TicketRow
+from ticketstore.windows import WindowCache
 
 logger = logging.getLogger(__name__)
 
@@ -45,17 +46,24 @@ class Applied:
     new_alerts: int
     opened: bool = False
     resolved: bool = False
+    silenced: bool = False  # a maintenance window silenced the problem
     severity: str | None = None
     dead_letter: str | None = None  # the reason, when the command could never be applied
 
 
 class TicketStore:
-    def __init__(self, engines: Engines, lifecycle: Lifecycle, *, now: Clock, cache: bool = False) -> None:
-        """`cache`: keep active tickets between batches (SQLite only; see `ticketstore.cache`)."""
+    def __init__(
+        self, engines: Engines, lifecycle: Lifecycle, *, now: Clock, cache: bool = False, windows_every: float = 1.0
+    ) -> None:
+        """`cache`: keep active tickets between batches (SQLite only; see `ticketstore.cache`).
+
+        `windows_every`: seconds the maintenance windows are kept in memory before being read again.
+        """
         self._engines = engines
         self._lifecycle = lifecycle
         self._now = now
         self._cache = TicketCache() if cache and engines.dialect == "sqlite" else None
+        self._windows = WindowCache(lifecycle.policy, windows_every)
         self._writing = asyncio.Lock()  # with a cache: one write transaction at a time (see `_batch`)
 
     async def apply_batch(self, commands: Sequence[TicketCommand]) -> list[Applied]:
@@ -210,6 +218,7 @@ class TicketStore:
         done = rows.processed(conn, [i for c in commands for i in c.alert_ids])
         states, loaded = rows.load(conn, commands, policy.longest_flapping_window(), self._cache)
         before = {id(x): x.snapshot() for x in loaded}
+        windows = self._windows.current(conn, now)
         applied: list[tuple[TicketCommand, Outcome | None, int]] = []
         new_tickets: list[TicketRow] = []
         processed: list[tuple[str, TicketRow | None, str]] = []
@@ -220,7 +229,8 @@ class TicketStore:
                 continue
             done.update(fresh)
             kind = cmd.alert.kind
-            outcome = self._lifecycle.apply(states[cmd.dedup_key], cmd, len(fresh) if kind is Kind.PROBLEM else 0)
+            count = len(fresh) if kind is Kind.PROBLEM else 0
+            outcome = self._lifecycle.apply(states[cmd.dedup_key], cmd, count, windows)
             if outcome.opened and outcome.ticket is not None:
                 new_tickets.append(outcome.ticket)
             processed.extend((i, outcome.ticket, kind.value) for i in fresh)
@@ -249,5 +259,11 @@ def _applied(cmd: TicketCommand, outcome: Outcome | None, fresh: int) -> Applied
     if outcome is None or ticket is None:
         return Applied(cmd.alert_ids, None, fresh)
     return Applied(
-        cmd.alert_ids, ticket.id, fresh, opened=outcome.opened, resolved=outcome.resolved, severity=ticket.severity
+        cmd.alert_ids,
+        ticket.id,
+        fresh,
+        opened=outcome.opened,
+        resolved=outcome.resolved,
+        silenced=outcome.silenced,
+        severity=ticket.severity,
     )

@@ -23,11 +23,14 @@ from pydantic import BaseModel, ValidationError
 from normalizers.schema import Severity, Source, Unavailable
 from ticketstore import actions
 from ticketstore.actions import Action, Conflict, TicketNotFound
+from ticketstore.api.maintenance import WindowList, WindowView, list_parameters
 from ticketstore.api.models import AcknowledgeBody, ActorBody, AssignBody, CommentBody, StatusBody
 from ticketstore.api.openapi import openapi_document
 from ticketstore.api.queries import DEFAULT_LIMIT, MAX_LIMIT, TicketFilters, TicketQueries
+from ticketstore.maintenance import InvalidWindow, Window, WindowNotFound, WindowRequest
 from ticketstore.store import TicketStore
 from ticketstore.ticket import STATUSES
+from ticketstore.windows import MaintenanceWindows, WindowAlreadyEnded
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 DEFAULT_ACTOR = "operator"
 RETRY_AFTER_S = 5
 _TICKET = r"/api/tickets/{id:\d{1,18}}"
+_WINDOW = r"/api/maintenance/{id:\d{1,18}}"
 _LIST_PARAMETERS = frozenset({"status", "severity", "source", "host", "dedup_key", "q", "limit", "cursor"})
 
 
@@ -60,6 +64,10 @@ def ticket_api(store: TicketStore, queries: TicketQueries, config: ApiConfig) ->
         web.post(f"{_TICKET}/resolve", _answering(api.resolve)),
         web.post(f"{_TICKET}/close", _answering(api.close)),
         web.get("/api/stats", _answering(api.stats)),
+        web.post("/api/maintenance", _answering(api.create_window)),
+        web.get("/api/maintenance", _answering(api.list_windows)),
+        web.get(_WINDOW, _answering(api.get_window)),
+        web.delete(_WINDOW, _answering(api.end_window)),
         web.get("/api/openapi.json", api.openapi),
     ]
 
@@ -84,8 +92,13 @@ def _answering(handler: Handler) -> Handler:
             return web.json_response(refused.body, status=refused.status, headers=refused.headers)
         except TicketNotFound:
             return web.json_response({"error": "not_found", "detail": "no such ticket"}, status=404)
-        except Conflict as exc:
+        except WindowNotFound:
+            return web.json_response({"error": "not_found", "detail": "no such maintenance window"}, status=404)
+        except (Conflict, WindowAlreadyEnded) as exc:
             return web.json_response({"error": "conflict", "detail": str(exc)}, status=409)
+        except InvalidWindow as exc:
+            detail = [{"loc": ["body", exc.field], "msg": exc.msg}]
+            return web.json_response({"error": "invalid_request", "detail": detail}, status=422)
         except Unavailable as exc:
             logger.warning("ticket API answered 503 on %s %s: %s", request.method, request.path, exc)
             body = {"error": "unavailable", "detail": "the ticket store cannot be reached now"}
@@ -101,6 +114,7 @@ class _TicketApi:
         self._operators = dict(config.tokens)
         self._readers = [*config.tokens, *config.read_tokens]
         self._document = openapi_document()
+        self._windows = MaintenanceWindows(store)
 
     # --- reads --------------------------------------------------------------------------------------------
 
@@ -164,6 +178,37 @@ class _TicketApi:
         if ticket is None:  # acted on, then gone: only if someone deleted it in between
             raise TicketNotFound(ticket_id)
         return _json(ticket)
+
+    # --- maintenance windows (CONTRACT §8) -----------------------------------------------------------------
+
+    async def create_window(self, request: web.Request) -> web.Response:
+        bound = self._authorize_action(request)
+        body = await _body(request, WindowRequest)
+        window = await self._windows.create(body, _actor(bound, body.by))
+        return self._window(window, status=201)
+
+    async def list_windows(self, request: web.Request) -> web.Response:
+        self._authorize_read(request)
+        state, errors = list_parameters(request.rel_url.query)
+        if errors:
+            raise _invalid(errors)
+        windows = await self._windows.list(state)
+        now, zone = self._store.now(), self._windows.zone
+        return _json(WindowList(windows=[WindowView.of(w, now, zone) for w in windows]))
+
+    async def get_window(self, request: web.Request) -> web.Response:
+        self._authorize_read(request)
+        return self._window(await self._windows.get(int(request.match_info["id"])))
+
+    async def end_window(self, request: web.Request) -> web.Response:
+        """End it now; it stays listed as ended, with who ended it."""
+        bound = self._authorize_action(request)
+        body = await _body(request, ActorBody)
+        return self._window(await self._windows.end(int(request.match_info["id"]), _actor(bound, body.by)))
+
+    def _window(self, window: Window, status: int = 200) -> web.Response:
+        view = WindowView.of(window, self._store.now(), self._windows.zone)
+        return web.json_response(text=view.model_dump_json(), status=status)
 
     # --- who may ------------------------------------------------------------------------------------------
 

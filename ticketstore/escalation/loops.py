@@ -1,4 +1,5 @@
-"""The store worker's background chores: escalation scan, notification outbox, flapping settle, pruning.
+"""The store worker's background chores: escalation scan, notification outbox, maintenance windows' ends,
+flapping settle, pruning.
 
 Each runs on its own period and survives a failing round (the database may be down: it waits for the next one),
 so `alertdesk run` and `alertdesk store` keep deadlines and notifications moving without a separate process.
@@ -16,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from normalizers.schema import AlertdeskError, Severity
 from ticketstore.escalation.notify import Notifier
+from ticketstore.escalation.resume import Seen, resume_ended, silence_open
 from ticketstore.escalation.scan import escalate_due
 from ticketstore.store import TicketStore
 from ticketstore.ticket import STATUSES
@@ -33,6 +35,9 @@ class EscalationMetrics:
             "SLA breaches, by kind and severity",
             ["kind", "severity"],
             registry=registry,
+        )
+        self.windows = Gauge(
+            "alertdesk_maintenance_windows_active", "Maintenance windows covering now", registry=registry
         )
         self.tickets = Gauge(
             "alertdesk_tickets", "Tickets by status and current severity", ["status", "severity"], registry=registry
@@ -63,10 +68,12 @@ class Background:
         self._retention = retention
         self._scan_every = scan_every
         self._tasks: list[asyncio.Task[None]] = []
+        self._windows_seen: Seen = set()  # windows whose already-open tickets this process has silenced
 
     def start(self) -> None:
         chores: list[tuple[str, float, Callable[[], Awaitable[object]]]] = [
             ("escalation", self._scan_every, self.escalate),
+            ("maintenance", self._scan_every, self.resume),
             ("notifications", self._scan_every, self._notifier.run_once),
             ("flapping", 30.0, self._store.settle_flapping),
             ("prune", 3600.0, lambda: self._store.prune_processed(self._retention)),
@@ -89,6 +96,14 @@ class Background:
             elif notice.event == "sla_breached":
                 self._metrics.breaches.labels(notice.tag, severity).inc()
         return len(fired)
+
+    async def resume(self) -> int:
+        """Tickets whose maintenance window is over resume (their held `opened` goes to the outbox); tickets
+        already open when a window starts are silenced too. Returns how many resumed."""
+        round_ = await resume_ended(self._store)
+        self._metrics.windows.set(round_.active_windows)
+        await silence_open(self._store, self._windows_seen)
+        return round_.resumed
 
     async def count_tickets(self) -> None:
         counts = await self._store.count_by_status()
