@@ -80,6 +80,9 @@ class TicketRow:
     last_state_change: datetime | None = None
     source_refs: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    runbook_url: str | None = None
+    tracker: str | None = None  # the policy's tracker that mirrors this ticket, chosen on open
+    external_refs: dict[str, str] = field(default_factory=dict)  # tracker name → remote key (INC0012345, OPS-7)
     # not columns: the journal of this unit of work (history, notifications to send), and the new ticket this
     # one follows (its id is not known yet)
     history: list[HistoryEntry] = field(default_factory=list, repr=False)
