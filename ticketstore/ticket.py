@@ -88,6 +88,7 @@ class TicketRow:
     history: list[HistoryEntry] = field(default_factory=list, repr=False)
     notices: list[Notice] = field(default_factory=list, repr=False)
     previous: TicketRow | None = field(default=None, repr=False)
+    origin: str | None = field(default=None, repr=False)  # the tracker this change came from: not sent back to it
 
     @classmethod
     def from_row(cls, row: Any) -> TicketRow:
@@ -252,7 +253,9 @@ class TicketRow:
             self.next_escalation_at = policy.deadline(peak, self.next_escalation_at, paused)
 
 
-COLUMNS = tuple(f.name for f in dataclasses.fields(TicketRow) if f.name not in {"history", "notices", "previous"})
+COLUMNS = tuple(
+    f.name for f in dataclasses.fields(TicketRow) if f.name not in {"history", "notices", "previous", "origin"}
+)
 _snapshot = operator.attrgetter(*COLUMNS)
 
 

@@ -1,0 +1,419 @@
+"""ServiceNow as the team sees it: one incident per alertdesk ticket, following it from open to resolution, and
+the team's changes in ServiceNow taken back — against a local server speaking the Table API (tests/fake_servicenow.py).
+
+The outbox's retry schedule runs on the injected clock; only the HTTP calls take real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from prometheus_client import CollectorRegistry
+from sqlalchemy import select
+
+from dedup.fold import fold
+from normalizers.schema import Alert, Kind, Severity, Source
+from tests.conftest import Clock
+from tests.fake_servicenow import FakeServiceNow
+from tests.process import free_port
+from ticketstore import actions
+from ticketstore import tables as t
+from ticketstore.db import Engines
+from ticketstore.escalation.scan import escalate_due
+from ticketstore.lifecycle import Lifecycle
+from ticketstore.policy import Policy
+from ticketstore.store import TicketStore
+from ticketstore.trackers.dispatch import TrackerDispatcher, TrackerMetrics, mirrors
+from ticketstore.trackers.inbound import tracker_routes
+
+INBOUND_TOKEN = "snow-to-alertdesk-7d41c0"
+TITLE = "MySQL: Disk /var & logs is almost full"
+RUNBOOK = "https://wiki.example.net/runbooks/zabbix/db-paris-01/MySQL%3A%20Disk%20%2Fvar%20%26%20logs"
+
+
+@pytest.fixture
+async def snow() -> AsyncIterator[FakeServiceNow]:
+    server = await FakeServiceNow(free_port()).start()
+    yield server
+    await server.stop()
+
+
+def policy_for(snow: FakeServiceNow, tmp_path: Path, *, timeout: float = 2.0) -> Policy:
+    (tmp_path / "snow.password").write_text(snow.password + "\n")
+    (tmp_path / "snow.inbound").write_text(INBOUND_TOKEN + "\n")
+    return Policy.model_validate(
+        {
+            "trackers": {
+                "snow": {
+                    "type": "servicenow",
+                    "url": snow.url,
+                    "user": snow.user,
+                    "password_file": str(tmp_path / "snow.password"),
+                    "inbound_token_file": str(tmp_path / "snow.inbound"),
+                    "timeout": timeout,
+                }
+            },
+            "severities": {
+                "critical": {
+                    "priority": "P1",
+                    "respond_within": "15m",
+                    "resolve_within": "4h",
+                    "tracker": "snow",
+                    "runbook": "https://wiki.example.net/runbooks/{source}/{host}/{service}",
+                    "escalation": [{"after": "15m", "group": "oncall-l2"}],
+                }
+            },
+        }
+    )
+
+
+def problem(clock: Clock, host: str = "db-paris-01") -> Alert:
+    return Alert(
+        id=str(uuid.uuid4()),
+        source=Source.ZABBIX,
+        dedup_key=f"zabbix:{host}/disk",
+        kind=Kind.PROBLEM,
+        severity=Severity.CRITICAL,
+        episode_id="8471302",
+        host=host,
+        service="MySQL: Disk /var & logs",
+        title=TITLE,
+        description="Free space on /var: 2.1 %",
+        received_at=clock(),
+    )
+
+
+@dataclass
+class Side:
+    """alertdesk's store side: the store, the trackers' loop, its metrics."""
+
+    store: TicketStore
+    dispatcher: TrackerDispatcher
+    registry: CollectorRegistry
+
+    async def drain(self, rounds: int = 20) -> int:
+        """Run the trackers' loop until nothing is due; how many events were attempted."""
+        total = 0
+        for _ in range(rounds):
+            done = await self.dispatcher.run_once()
+            if not done:
+                return total
+            total += done
+        return total
+
+
+@contextlib.asynccontextmanager
+async def side(engines: Engines, policy: Policy, clock: Clock, **kwargs: Any) -> AsyncIterator[Side]:
+    registry = CollectorRegistry()
+    async with aiohttp.ClientSession() as session:
+        dispatcher = TrackerDispatcher(
+            engines,
+            mirrors(policy, session, {}, now=clock),
+            TrackerMetrics(registry),
+            now=clock,
+            lease=timedelta(seconds=30),
+            **kwargs,
+        )
+        yield Side(TicketStore(engines, Lifecycle(policy), now=clock), dispatcher, registry)
+
+
+async def ticket(engines: Engines, ticket_id: int = 1) -> Any:
+    async with engines.read.connect() as conn:
+        return (await conn.execute(select(t.tickets).where(t.tickets.c.id == ticket_id))).one()
+
+
+async def history(engines: Engines, *kinds: str, ticket_id: int = 1) -> list[tuple[str, str | None, str]]:
+    h = t.history.c
+    query = select(h.kind, h.actor, h.detail).where(h.ticket_id == ticket_id, h.kind.in_(kinds)).order_by(h.id)
+    async with engines.read.connect() as conn:
+        return [tuple(r) for r in await conn.execute(query)]  # type: ignore[misc]
+
+
+async def tracker_rows(engines: Engines) -> Sequence[Any]:
+    n = t.notifications.c
+    query = select(n.event, n.status, n.attempts, n.next_attempt_at).where(n.channel == "tracker:snow")
+    async with engines.read.connect() as conn:
+        return (await conn.execute(query.order_by(n.id))).all()
+
+
+# --- outbound ----------------------------------------------------------------------------------------------------
+
+
+async def test_one_incident_follows_the_ticket_from_open_to_resolution(
+    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
+) -> None:
+    async with side(engines, policy_for(snow, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([problem(clock)]))
+        assert await s.drain() == 1
+
+        (incident,) = snow.incidents
+        assert incident.fields["number"] == "INC0010001"
+        assert incident.fields["short_description"] == TITLE
+        assert incident.fields["correlation_id"] == "INC-000001"
+        assert incident.fields["correlation_display"] == "alertdesk"
+        assert (incident.fields["impact"], incident.fields["urgency"]) == ("1", "1")  # P1: ServiceNow's Critical
+        assert f"Runbook: {RUNBOOK}" in incident.fields["description"].splitlines()
+        assert (await ticket(engines)).external_refs == {"snow": "INC0010001"}
+        assert (await ticket(engines)).runbook_url == RUNBOOK
+        assert await history(engines, "tracker") == [("tracker", None, "ServiceNow incident INC0010001 created")]
+
+        clock.advance(minutes=16)
+        await escalate_due(s.store)
+        assert await s.drain() == 2  # the response SLA breach and the escalation step, as work notes
+        await s.store.act(1, actions.acknowledge("maria.rossi"))
+        await s.drain()
+        assert incident.fields["state"] == "2"  # In Progress
+        await s.store.act(1, actions.comment("maria.rossi", "purging binlogs older than 3 days"))
+        clock.advance(minutes=5)
+        await s.store.act(1, actions.resolve("maria.rossi"))
+        assert await s.drain() == 2
+
+    assert len(snow.incidents) == 1
+    assert [m for m, p, _ in snow.requests if m == "POST"] == ["POST"]
+    assert incident.fields["state"] == "6"  # Resolved
+    assert incident.fields["close_code"] == "Solved (Permanently)"
+    assert incident.fields["close_notes"] == "Resolved in alertdesk by maria.rossi: resolved by operator"
+    notes = incident.work_notes
+    assert notes[0].startswith("alertdesk sla breached: response: not acknowledged by 2026-03-14 03:15:00Z")
+    assert notes[1] == "alertdesk escalated: level 1: unacknowledged after 0:15:00, assigned to oncall-l2"
+    assert notes[2:] == [
+        "alertdesk acknowledged by maria.rossi",
+        "alertdesk comment by maria.rossi: purging binlogs older than 3 days",
+    ]
+    assert s.registry.get_sample_value("alertdesk_tracker_events_total", {"tracker": "snow", "outcome": "sent"}) == 6
+
+
+async def test_a_lost_create_answer_finds_the_incident_instead_of_making_a_second(
+    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
+) -> None:
+    snow.lose_create_answers = 1
+    async with side(engines, policy_for(snow, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([problem(clock)]))
+        assert await s.dispatcher.run_once() == 1  # created, answer lost
+        assert len(snow.incidents) == 1
+        assert (await ticket(engines)).external_refs == {}
+        clock.advance(seconds=10)
+        assert await s.dispatcher.run_once() == 1
+
+    assert len(snow.incidents) == 1
+    assert (await ticket(engines)).external_refs == {"snow": "INC0010001"}
+    (failed,) = await history(engines, "tracker_failed")
+    assert "opened (level 0) via tracker:snow: POST /api/now/table/incident: ServerDisconnectedError" in failed[2]
+    assert await history(engines, "tracker") == [
+        ("tracker", None, "ServiceNow incident INC0010001 found (made by an earlier attempt)")
+    ]
+
+
+async def test_429_waits_as_long_as_retry_after_says(
+    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
+) -> None:
+    snow.queued = [(429, {"Retry-After": "120"})]
+    async with side(engines, policy_for(snow, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([problem(clock)]))
+        opened = clock()
+        assert await s.dispatcher.run_once() == 1
+        ((_, status, attempts, next_at),) = await tracker_rows(engines)
+        assert (status, attempts, next_at) == ("pending", 1, opened + timedelta(seconds=120))
+        clock.advance(seconds=119)
+        assert await s.dispatcher.run_once() == 0
+        clock.advance(seconds=1)
+        assert await s.dispatcher.run_once() == 1
+
+    assert len(snow.incidents) == 1
+    ((_, _, detail),) = await history(engines, "tracker_failed")
+    assert "HTTP 429 from GET /api/now/table/incident: Too many requests; retrying in 0:02:00" in detail
+
+
+async def test_503_for_a_while_every_failure_in_the_history_then_one_incident(
+    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
+) -> None:
+    snow.queued = [(503, {})] * 3  # no Retry-After: the outbox's growing delay
+    async with side(engines, policy_for(snow, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([problem(clock)]))
+        for wait in (10, 20, 40):
+            assert await s.dispatcher.run_once() == 1
+            clock.advance(seconds=wait)
+        assert await s.dispatcher.run_once() == 1
+
+    assert len(snow.incidents) == 1
+    failures = [detail for _, _, detail in await history(engines, "tracker_failed")]
+    assert [f.rsplit("retrying in ", 1)[1] for f in failures] == ["0:00:10", "0:00:20", "0:00:40"]
+    assert all("HTTP 503" in f and "Service Unavailable" in f for f in failures)
+
+
+async def test_refused_credentials_are_retried_slowly_until_the_file_is_fixed_without_a_restart(
+    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
+) -> None:
+    policy = policy_for(snow, tmp_path)
+    snow.password = "rotated-2"  # the ServiceNow admin rotated it; alertdesk's file still holds the old one
+    async with side(engines, policy, clock) as s:
+        await s.store.apply_batch(fold([problem(clock)]))
+        assert await s.dispatcher.run_once() == 1
+        clock.advance(minutes=4)
+        assert await s.dispatcher.run_once() == 0  # slowly: five minutes
+        clock.advance(minutes=1)
+        assert await s.dispatcher.run_once() == 1
+        (tmp_path / "snow.password").write_text("rotated-2\n")
+        clock.advance(minutes=5)
+        assert await s.dispatcher.run_once() == 1
+
+    assert len(snow.incidents) == 1
+    failures = await history(engines, "tracker_failed")
+    assert len(failures) == 2
+    assert all("HTTP 401" in d and "User Not Authenticated (check the credentials)" in d for _, _, d in failures)
+
+
+async def test_giving_up_is_in_the_history_and_the_next_event_makes_the_incident(
+    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
+) -> None:
+    snow.queued = [(503, {"Retry-After": "1"})] * 2
+    async with side(engines, policy_for(snow, tmp_path), clock, max_attempts=2) as s:
+        await s.store.apply_batch(fold([problem(clock)]))
+        await s.dispatcher.run_once()
+        clock.advance(seconds=1)
+        await s.dispatcher.run_once()
+        assert [r.status for r in await tracker_rows(engines)] == ["failed"]
+        assert snow.incidents == []
+        await s.store.act(1, actions.acknowledge("maria.rossi"))
+        assert await s.drain() == 1
+
+    (incident,) = snow.incidents
+    assert incident.fields["state"] == "2"
+    gave_up = [d for _, _, d in await history(engines, "tracker_failed") if "gave up" in d]
+    assert gave_up == [
+        "opened (level 0) via tracker:snow: gave up after 2 attempts: "
+        "HTTP 503 from GET /api/now/table/incident: Service Unavailable"
+    ]
+
+
+async def test_a_slow_tracker_slows_neither_the_store_nor_its_own_loop_forever(
+    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
+) -> None:
+    snow.delay = 3.0
+    async with side(engines, policy_for(snow, tmp_path, timeout=0.5), clock) as s:
+        await s.store.apply_batch(fold([problem(clock)]))
+        call = asyncio.create_task(s.dispatcher.run_once())
+        await asyncio.sleep(0.1)  # the call is in flight
+        started = time.monotonic()
+        await s.store.apply_batch(fold([problem(clock, host="db-paris-02")]))
+        await s.store.act(1, actions.comment("maria.rossi", "looking"))
+        store_took = time.monotonic() - started
+        assert await call == 1
+
+    assert store_took < 0.4
+    ((_, _, detail),) = await history(engines, "tracker_failed")
+    assert "GET /api/now/table/incident: TimeoutError" in detail
+
+
+# --- inbound -----------------------------------------------------------------------------------------------------
+
+
+def business_rule(mod: int, *, by: str = "jane.doe", state: str = "1", changed: Sequence[str] = (), **more: str) -> Any:
+    """The body of deploy/trackers/servicenow.md's business rule."""
+    return {
+        "sys_id": "9d385017c611228701d22104cc95c371",
+        "sys_mod_count": mod,
+        "number": "INC0010001",
+        "correlation_id": "INC-000001",
+        "state": state,
+        "assigned_to": "",
+        "assignment_group": "",
+        "updated_by": by,
+        "changed": list(changed),
+        "comment": "",
+        **more,
+    }
+
+
+@contextlib.asynccontextmanager
+async def inbound_api(store: TicketStore, policy: Policy) -> AsyncIterator[str]:
+    app = web.Application()
+    app.add_routes(tracker_routes(store, policy, {}))
+    server = TestServer(app, host="127.0.0.1", port=free_port())
+    await server.start_server()
+    try:
+        yield f"http://127.0.0.1:{server.port}/api/trackers"
+    finally:
+        await server.close()
+
+
+async def post(url: str, body: Any, token: str = INBOUND_TOKEN) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=json.dumps(body), headers={"Authorization": f"Bearer {token}"}) as resp,
+    ):
+        return resp.status, await resp.json()
+
+
+async def test_changes_made_in_servicenow_come_back_once_with_the_person_and_are_not_echoed(
+    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
+) -> None:
+    policy = policy_for(snow, tmp_path)
+    async with side(engines, policy, clock) as s, inbound_api(s.store, policy) as api:
+        await s.store.apply_batch(fold([problem(clock)]))
+        await s.drain()
+        url = f"{api}/snow/events"
+
+        assert (await post(url, business_rule(1, state="2", changed=["state"]), token="wrong"))[0] == 401
+        assert (await ticket(engines)).status == "open"
+        ack = business_rule(2, state="2", changed=["state"])
+        assert await post(url, ack) == (200, {"applied": True, "ticket": "INC-000001"})
+        assert await post(url, ack) == (200, {"applied": False, "ticket": "INC-000001"})  # redelivered
+        assigned = business_rule(3, state="2", changed=["assigned_to", "assignment_group"], assigned_to="raj.patel")
+        assert (await post(url, {**assigned, "assignment_group": "Database"}))[0] == 200
+        noted = business_rule(4, state="2", changed=["work_notes"], comment="binlogs purged, 41 % free")
+        assert (await post(url, noted))[0] == 200
+        echo = business_rule(5, by=snow.user, state="6", changed=["state"])  # alertdesk's own update coming back
+        assert (await post(url, echo))[1]["applied"] is False
+        assert (await ticket(engines)).status == "in_progress"
+        assert (await post(url, business_rule(6, state="6", changed=["state"])))[0] == 200
+        assert await s.drain() == 0  # nothing of it goes back to ServiceNow
+
+    row = await ticket(engines)
+    assert (row.status, row.acknowledged_by, row.assignee, row.assigned_group) == (
+        "resolved",
+        "jane.doe",
+        "raj.patel",
+        "Database",
+    )
+    kinds = ("acknowledged", "assigned", "comment", "resolved")
+    assert await history(engines, *kinds) == [
+        ("acknowledged", "jane.doe", ""),
+        ("assigned", "jane.doe", "group=Database assignee=raj.patel"),
+        ("comment", "jane.doe", "binlogs purged, 41 % free"),
+        ("resolved", "jane.doe", "resolved in snow"),
+    ]
+    assert [r.event for r in await tracker_rows(engines)] == ["opened"]
+    assert snow.incidents[0].work_notes == []
+
+
+async def test_inbound_refusals_name_what_is_wrong_and_change_nothing(
+    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
+) -> None:
+    policy = policy_for(snow, tmp_path)
+    async with side(engines, policy, clock) as s, inbound_api(s.store, policy) as api:
+        await s.store.apply_batch(fold([problem(clock)]))
+        body = business_rule(1, state="6", changed=["state"])
+        assert (await post(f"{api}/jira/events", body))[0] == 404
+        missing = {k: v for k, v in body.items() if k != "correlation_id"}
+        status, answer = await post(f"{api}/snow/events", missing)
+        assert status == 422
+        assert answer["detail"][0]["loc"] == ["body", "correlation_id"]
+        status, answer = await post(f"{api}/snow/events", {**body, "correlation_id": "CHG0000042"})
+        assert (status, answer["detail"][0]["loc"]) == (422, ["body", "correlation_id"])
+        assert (await post(f"{api}/snow/events", {**body, "correlation_id": "INC-000999"}))[0] == 404
+
+    assert (await ticket(engines)).status == "open"
