@@ -362,6 +362,18 @@ def test_alertdesk_run_refuses_to_start_with_a_broken_policy(tmp_path: Path) -> 
     assert "listening on" not in output
 
 
+def test_alertdesk_run_refuses_to_start_when_a_tracker_credential_variable_is_not_set(tmp_path: Path) -> None:
+    path = write(tmp_path, TRACKERS_EXAMPLE)
+    env = {"ALERTDESK_POLICY": str(path), "ALERTDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'a.db'}"}
+    proc = AlertdeskProcess(tmp_path, env)
+    proc.env.pop("JIRA_API_TOKEN", None)
+
+    with pytest.raises(AssertionError, match="alertdesk exited with 2"):
+        proc.start()
+
+    assert "trackers.jira.token_env: environment variable JIRA_API_TOKEN is not set" in proc.output()
+
+
 PARIS_OFFICE = BusinessHours(timezone="Europe/Paris", start=time(8), end=time(18))
 
 

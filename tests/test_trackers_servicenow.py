@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from dedup.fold import fold
 from normalizers.schema import Alert, Kind, Severity, Source
 from tests.conftest import Clock
 from tests.fake_servicenow import FakeServiceNow
-from tests.process import free_port
+from tests.process import AlertdeskProcess, free_port
 from ticketstore import actions
 from ticketstore import tables as t
 from ticketstore.db import Engines
@@ -194,6 +195,24 @@ async def test_one_incident_follows_the_ticket_from_open_to_resolution(
         "alertdesk comment by maria.rossi: purging binlogs older than 3 days",
     ]
     assert s.registry.get_sample_value("alertdesk_tracker_events_total", {"tracker": "snow", "outcome": "sent"}) == 6
+
+
+async def test_a_keys_new_ticket_links_the_previous_incident(
+    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
+) -> None:
+    async with side(engines, policy_for(snow, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([problem(clock)]))
+        await s.store.act(1, actions.resolve("maria.rossi"))
+        await s.drain()
+        clock.advance(hours=2)
+        await s.store.apply_batch(fold([problem(clock).model_copy(update={"episode_id": "8471990"})]))
+        await s.drain()
+
+    first, second = snow.incidents
+    assert (first.fields["correlation_id"], second.fields["correlation_id"]) == ("INC-000001", "INC-000002")
+    assert first.fields["state"] == "6"
+    assert "Follows INC0010001 (alertdesk INC-000001), same problem before" in second.fields["description"]
+    assert (await ticket(engines, 2)).external_refs == {"snow": "INC0010002"}
 
 
 async def test_a_lost_create_answer_finds_the_incident_instead_of_making_a_second(
@@ -417,3 +436,73 @@ async def test_inbound_refusals_name_what_is_wrong_and_change_nothing(
         assert (await post(f"{api}/snow/events", {**body, "correlation_id": "INC-000999"}))[0] == 404
 
     assert (await ticket(engines)).status == "open"
+
+
+# --- a crash between send and record -------------------------------------------------------------------------------
+
+
+async def test_kill_9_between_create_and_record_leaves_one_incident(
+    database: tuple[str, str | None], snow: FakeServiceNow, tmp_path: Path
+) -> None:
+    """`alertdesk run` dies (SIGKILL) after ServiceNow made the incident and before its answer was recorded; the
+    restarted process finds the incident by its correlation id and records it."""
+    url, schema = database
+    (tmp_path / "snow.password").write_text(snow.password)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "trackers:\n"
+        f"  snow: {{type: servicenow, url: '{snow.url}', user: {snow.user},"
+        f" password_file: '{tmp_path / 'snow.password'}', timeout: 1}}\n"
+        "routes:\n"
+        "  - {match: {source: zabbix}, tracker: snow}\n"
+    )
+    env = {
+        "ALERTDESK_POLICY": str(policy),
+        "ALERTDESK_DATABASE_URL": url,
+        **({"ALERTDESK_DATABASE_SCHEMA": schema} if schema else {}),
+    }
+    payload = json.loads((Path(__file__).parent / "payloads" / "zabbix" / "ingest-problem-cpu.json").read_text())
+    snow.hold_creates = asyncio.Event()  # the incident is made, its answer waits
+
+    first = await asyncio.to_thread(AlertdeskProcess(tmp_path, env).start)
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{first.url}/webhooks/zabbix", json=payload) as resp:
+                assert resp.status == 202
+            await until(lambda: len(snow.incidents) == 1)
+            first.stop(signal.SIGKILL)
+            snow.hold_creates.set()
+            snow.hold_creates = None
+
+            second = await asyncio.to_thread(AlertdeskProcess(tmp_path, env).start)
+            try:
+                found: dict[str, Any] = {}
+
+                async def recorded() -> bool:
+                    async with session.get(f"{second.url}/api/tickets/1") as resp:
+                        found.update(await resp.json())
+                    return bool(found["external_refs"])
+
+                await until_async(recorded, within=40)
+            finally:
+                second.stop()
+    finally:
+        first.stop(signal.SIGKILL)
+
+    assert len(snow.incidents) == 1
+    assert [m for m, _, _ in snow.requests if m == "POST"] == ["POST"]  # the crashed process's; none after it
+    assert found["external_refs"] == {"snow": "INC0010001"}
+    details = [h["detail"] for h in found["history"] if h["kind"] == "tracker"]
+    assert details == ["ServiceNow incident INC0010001 found (made by an earlier attempt)"]
+
+
+async def until(condition: Callable[[], bool], within: float = 20.0) -> None:
+    async with asyncio.timeout(within):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+
+async def until_async(condition: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
+    async with asyncio.timeout(within):
+        while not await condition():
+            await asyncio.sleep(0.2)
