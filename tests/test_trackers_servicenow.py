@@ -497,12 +497,16 @@ async def test_kill_9_between_create_and_record_leaves_one_incident(
 
 
 async def until(condition: Callable[[], bool], within: float = 20.0) -> None:
-    async with asyncio.timeout(within):
-        while not condition():
-            await asyncio.sleep(0.05)
+    for _ in range(int(within / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {within}s")
 
 
 async def until_async(condition: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
-    async with asyncio.timeout(within):
-        while not await condition():
-            await asyncio.sleep(0.2)
+    for _ in range(int(within / 0.2)):
+        if await condition():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"not within {within}s")
