@@ -22,6 +22,7 @@ from ticketstore.db import Engines
 from ticketstore.escalation import outbox
 from ticketstore.policy import Policy, PolicyError
 from ticketstore.trackers.base import AUTH_BACKOFF, CallFailed, Mirror, Remote, TrackerEvent
+from ticketstore.trackers.jira import Jira
 from ticketstore.trackers.servicenow import ServiceNow
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ def mirrors(
         remote = Remote(config, session, environ, now=now, auth_backoff=auth_backoff)
         if config.type == "servicenow":
             built[name] = ServiceNow(name, remote)
+        elif config.type == "jira":
+            built[name] = Jira(name, remote)
     return built
 
 

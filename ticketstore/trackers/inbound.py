@@ -25,13 +25,14 @@ from ticketstore.store import TicketStore
 from ticketstore.ticket import TicketRow
 from ticketstore.tracker_policy import Tracker
 from ticketstore.trackers.base import CallFailed, RemoteChange, read_secret
+from ticketstore.trackers.jira import jira_change
 from ticketstore.trackers.servicenow import servicenow_change
 
 _NUMBER = re.compile(r"^INC-(\d{1,18})$")
 
 
 Reader = Callable[[Mapping[str, Any], Tracker], RemoteChange | None]
-READERS: dict[str, Reader] = {"servicenow": servicenow_change}
+READERS: dict[str, Reader] = {"servicenow": servicenow_change, "jira": jira_change}
 
 
 def tracker_routes(store: TicketStore, policy: Policy, environ: Mapping[str, str]) -> list[web.RouteDef]:
