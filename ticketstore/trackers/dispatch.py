@@ -24,6 +24,7 @@ from ticketstore.policy import Policy, PolicyError
 from ticketstore.trackers.base import AUTH_BACKOFF, CallFailed, Mirror, Remote, TrackerEvent
 from ticketstore.trackers.jira import Jira
 from ticketstore.trackers.servicenow import ServiceNow
+from ticketstore.trackers.zendesk import Zendesk
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ def mirrors(
             built[name] = ServiceNow(name, remote)
         elif config.type == "jira":
             built[name] = Jira(name, remote)
+        else:
+            built[name] = Zendesk(name, remote)
     return built
 
 

@@ -27,12 +27,13 @@ from ticketstore.tracker_policy import Tracker
 from ticketstore.trackers.base import CallFailed, RemoteChange, read_secret
 from ticketstore.trackers.jira import jira_change
 from ticketstore.trackers.servicenow import servicenow_change
+from ticketstore.trackers.zendesk import zendesk_change
 
 _NUMBER = re.compile(r"^INC-(\d{1,18})$")
 
 
 Reader = Callable[[Mapping[str, Any], Tracker], RemoteChange | None]
-READERS: dict[str, Reader] = {"servicenow": servicenow_change, "jira": jira_change}
+READERS: dict[str, Reader] = {"servicenow": servicenow_change, "jira": jira_change, "zendesk": zendesk_change}
 
 
 def tracker_routes(store: TicketStore, policy: Policy, environ: Mapping[str, str]) -> list[web.RouteDef]:
@@ -109,7 +110,10 @@ def _action(name: str, change: RemoteChange) -> Action:
             raise Conflict(f"ticket {change.number} is not mirrored to tracker {name}")
         ticket.origin = name
         by = change.person
-        if change.assigned:
+        if change.assigned and (change.assignee, change.group or ticket.assigned_group) != (
+            ticket.assignee,
+            ticket.assigned_group,
+        ):
             ticket.assigned_group = change.group or ticket.assigned_group
             ticket.assignee = change.assignee
             ticket.log(at, "assigned", by, f"group={ticket.assigned_group} assignee={change.assignee or '-'}")
