@@ -1,6 +1,7 @@
 """A Jira on 127.0.0.1 speaking REST v3 (Cloud, ADF bodies) and v2 (Data Center, plain text) as documented.
 
-`/rest/api/{2,3}/search?jql=` (the `labels = "…"` clause), `POST …/issue` (201 `{"id", "key", "self"}`),
+`/rest/api/3/search/jql?jql=` on Cloud (`/rest/api/3/search` is 410 Gone), `/rest/api/2/search?jql=` on Data
+Center (the `labels = "…"` clause), `POST …/issue` (201 `{"id", "key", "self"}`),
 `PUT …/issue/{key}` (204), `POST …/issue/{key}/comment` (201), `GET|POST …/issue/{key}/transitions` (a To Do →
 In Progress → Done workflow; 204), `POST …/issueLink` (201). Basic auth (e-mail:API token) or Bearer (PAT);
 errors as `{"errorMessages": [...], "errors": {}}`. Can lose a create's answer and answer queued failures.
@@ -50,7 +51,11 @@ class FakeJira:
     async def start(self) -> FakeJira:
         api = f"/rest/api/{self.version}"
         app = web.Application()
-        app.router.add_get(f"{api}/search", self._guarded(self._search))
+        if self.version == 3:  # Cloud: the enhanced JQL search; the old one is gone
+            app.router.add_get(f"{api}/search/jql", self._guarded(self._search))
+            app.router.add_get(f"{api}/search", self._guarded(self._gone))
+        else:
+            app.router.add_get(f"{api}/search", self._guarded(self._search))
         app.router.add_post(f"{api}/issue", self._guarded(self._create))
         app.router.add_put(f"{api}/issue/{{key}}", self._guarded(self._edit))
         app.router.add_post(f"{api}/issue/{{key}}/comment", self._guarded(self._comment))
@@ -94,7 +99,12 @@ class FakeJira:
         issues = [i for i in self.issues if found is None or found[1] in i.fields.get("labels", [])]
         limit = int(request.query.get("maxResults", "50"))
         rows = [{"id": i.id, "key": i.key, "fields": {"status": {"name": i.status}}} for i in issues[:limit]]
+        if self.version == 3:
+            return web.json_response({"issues": rows, "isLast": len(issues) <= limit})
         return web.json_response({"startAt": 0, "maxResults": limit, "total": len(issues), "issues": rows})
+
+    async def _gone(self, request: web.Request) -> web.Response:
+        return _errors(410, "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API.")
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()

@@ -1,6 +1,7 @@
 """Jira (Cloud REST v3 with ADF bodies, Data Center REST v2 with plain text): one issue per ticket, labelled
 `alertdesk-<ticket number>` and found by JQL before every create.
 
+Search is `/search/jql` on Cloud (its old `/search` answers 410 Gone) and `/search` on Data Center (REST v2).
 Cloud signs in with the account e-mail and an API token (basic auth), Data Center with a personal access token
 (Bearer) when no `user` is given. Priority names come from the policy (`priorities`, default Highest … Lowest).
 Acknowledgement moves the issue to an "in progress" status, resolution to a "done" one, each by the transition the
@@ -34,6 +35,10 @@ class Jira:
         self._remote = remote
         self._config = remote.config
         self._api = f"/rest/api/{self._config.jira_version}"
+        # Jira Cloud removed /search (410 Gone since 2025) for /search/jql; Data Center keeps /search
+        self._search = (
+            "search" if self._config.flavour == "datacenter" or self._config.jira_version == 2 else "search/jql"
+        )
 
     async def sync(self, event: TrackerEvent) -> Synced:
         key = await self.find(event.number)
@@ -47,9 +52,9 @@ class Jira:
     async def find(self, number: str) -> str | None:
         jql = f'project = "{self._config.project}" AND labels = "{label(number)}" ORDER BY created ASC'
         params = {"jql": jql, "fields": "status", "maxResults": "1"}
-        found = await self._call("GET", f"{self._api}/search", params=params)
-        issues = found.get("issues") or [] if isinstance(found, dict) else []
-        return str(issues[0]["key"]) if issues else None
+        found = await self._call("GET", f"{self._api}/{self._search}", params=params)
+        issues = found.get("issues") or []
+        return str(issues[0].get("key") or issues[0]["id"]) if issues else None  # both name it in /issue/{…}
 
     async def _create(self, event: TrackerEvent) -> str:
         ticket = event.ticket
