@@ -349,18 +349,21 @@ async def test_inbound_refusals_name_what_is_wrong_and_change_nothing(
 # --- a crash between send and record -------------------------------------------------------------------------------
 
 
-async def test_kill_9_between_create_and_record_leaves_one_incident(
+async def test_kill_9_between_create_and_record_leaves_one_incident_resolved_from_servicenow(
     database: tuple[str, str | None], snow: FakeServiceNow, tmp_path: Path
 ) -> None:
-    """`alertdesk run` dies (SIGKILL) after ServiceNow made the incident and before its answer was recorded; the
-    restarted process finds the incident by its correlation id and records it."""
+    """A Zabbix problem into a real `alertdesk run`, which dies (SIGKILL) after ServiceNow made the incident and
+    before its answer was recorded; the restarted process finds the incident by its correlation id and records it;
+    the incident resolved in ServiceNow resolves the alertdesk ticket."""
     url, schema = database
     (tmp_path / "snow.password").write_text(snow.password)
+    (tmp_path / "snow.inbound").write_text(INBOUND_TOKEN)
     policy = tmp_path / "policy.yaml"
     policy.write_text(
         "trackers:\n"
         f"  snow: {{type: servicenow, url: '{snow.url}', user: {snow.user},"
-        f" password_file: '{tmp_path / 'snow.password'}', timeout: 1}}\n"
+        f" password_file: '{tmp_path / 'snow.password'}', inbound_token_file: '{tmp_path / 'snow.inbound'}',"
+        " timeout: 1}\n"
         "routes:\n"
         "  - {match: {source: zabbix}, tracker: snow}\n"
     )
@@ -392,6 +395,21 @@ async def test_kill_9_between_create_and_record_leaves_one_incident(
                     return bool(found["external_refs"])
 
                 await until_async(recorded, within=40)
+                resolved = {
+                    "sys_id": snow.incidents[0].fields["sys_id"],
+                    "sys_mod_count": 3,
+                    "number": "INC0010001",
+                    "correlation_id": "INC-000001",
+                    "state": "6",
+                    "updated_by": "jane.doe",
+                    "changed": ["state"],
+                }
+                assert await post(f"{second.url}/api/trackers/snow/events", resolved) == (
+                    200,
+                    {"applied": True, "ticket": "INC-000001"},
+                )
+                async with session.get(f"{second.url}/api/tickets/1") as resp:
+                    after = await resp.json()
             finally:
                 second.stop()
     finally:
@@ -402,3 +420,4 @@ async def test_kill_9_between_create_and_record_leaves_one_incident(
     assert found["external_refs"] == {"snow": "INC0010001"}
     details = [h["detail"] for h in found["history"] if h["kind"] == "tracker"]
     assert details == ["ServiceNow incident INC0010001 found (made by an earlier attempt)"]
+    assert (after["status"], after["history"][-1]["actor"]) == ("resolved", "jane.doe")
