@@ -12,6 +12,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +183,18 @@ async def test_429_waits_as_long_as_retry_after_says(
     assert len(snow.incidents) == 1
     ((_, _, detail),) = await history(engines, "tracker_failed")
     assert "HTTP 429 from GET /api/now/table/incident: Too many requests; retrying in 0:02:00" in detail
+
+
+async def test_retry_after_as_an_http_date_counts_from_the_injected_clock(
+    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
+) -> None:
+    snow.queued = [(503, {"Retry-After": format_datetime(clock() + timedelta(seconds=90), usegmt=True)})]
+    async with side(engines, policy_for(snow, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([problem(clock)]))
+        assert await s.dispatcher.run_once() == 1
+
+    ((_, status, _, next_at),) = await tracker_rows(engines)
+    assert (status, next_at) == ("pending", clock() + timedelta(seconds=90))
 
 
 async def test_503_for_a_while_every_failure_in_the_history_then_one_incident(
