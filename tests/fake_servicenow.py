@@ -39,6 +39,8 @@ class FakeServiceNow:
     requests: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, answered status
     queued: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # next answers: status, headers
     lose_create_answers: int = 0  # creates whose answer is lost after the record was made
+    hibernating: int = 0  # answers of a hibernating instance: 200 with an HTML page
+    empty_create_answers: int = 0  # creates answered `{"result": {}}`
     delay: float = 0.0  # seconds before each answer
     hold_creates: asyncio.Event | None = None  # a create waits for it after making the record
     server: TestServer | None = None
@@ -71,6 +73,12 @@ class FakeServiceNow:
         async def run(request: web.Request) -> web.StreamResponse:
             if self.delay:
                 await asyncio.sleep(self.delay)
+            if self.hibernating:
+                self.hibernating -= 1
+                self.requests.append((request.method, request.path, 200))
+                return web.Response(
+                    text="<html><body>Your instance is hibernating</body></html>", content_type="text/html"
+                )
             if self.queued:
                 status, headers = self.queued.pop(0)
                 self.requests.append((request.method, request.path, status))
@@ -120,6 +128,9 @@ class FakeServiceNow:
             assert request.transport is not None
             request.transport.close()  # the record exists; its answer never arrives
             return web.Response(status=201)
+        if self.empty_create_answers:
+            self.empty_create_answers -= 1
+            return web.json_response({"result": {}}, status=201)
         return web.json_response({"result": incident.fields}, status=201)
 
     async def _update(self, request: web.Request) -> web.Response:

@@ -236,6 +236,24 @@ async def test_refused_credentials_are_retried_slowly_until_the_file_is_fixed_wi
     assert all("HTTP 401" in d and "User Not Authenticated (check the credentials)" in d for _, _, d in failures)
 
 
+async def test_answers_that_are_not_the_table_api_are_failures_in_the_history_not_a_stuck_loop(
+    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
+) -> None:
+    snow.hibernating = 1  # a developer instance asleep answers 200 with a web page
+    snow.empty_create_answers = 1
+    async with side(engines, policy_for(snow, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([problem(clock)]))
+        for wait in (10, 20, 0):
+            assert await s.dispatcher.run_once() == 1
+            clock.advance(seconds=wait)
+
+    assert len(snow.incidents) == 1  # the empty answer's incident, found on the third attempt
+    assert (await ticket(engines)).external_refs == {"snow": "INC0010001"}
+    failures = [d for _, _, d in await history(engines, "tracker_failed")]
+    assert "GET /api/now/table/incident: the answer is not JSON" in failures[0]
+    assert "unexpected answer from the tracker (KeyError: 'number')" in failures[1]
+
+
 async def test_giving_up_is_in_the_history_and_the_next_event_makes_the_incident(
     engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
 ) -> None:

@@ -119,6 +119,10 @@ class TrackerDispatcher:
             self._metrics.calls.labels(name, "failed").inc()
             logger.warning("%s of ticket %d to tracker %s failed: %s", p.event, p.ticket_id, name, exc)
             return outbox.Result(p, str(exc), retry_in=exc.retry_in)
+        except (KeyError, TypeError, IndexError) as exc:  # an answer without what its documentation promises
+            self._metrics.calls.labels(name, "failed").inc()
+            logger.warning("%s of ticket %d to tracker %s: unexpected answer: %r", p.event, p.ticket_id, name, exc)
+            return outbox.Result(p, f"unexpected answer from the tracker ({exc.__class__.__name__}: {exc})")
         self._metrics.calls.labels(name, "sent").inc()
         if synced.created:
             done: str | None = f"{mirror.title} {synced.key} created"
