@@ -163,6 +163,7 @@ notifications = Table(
     Column("last_error", Text),
     Index("ux_notifications_key_channel", "idempotency_key", "channel", unique=True),
     Index("ix_notifications_due", "status", "next_attempt_at"),
+    Index("ix_notifications_ticket_channel", "ticket_id", "channel"),  # tracker calls: earlier ones first
 )
 
 dead_letters = Table(

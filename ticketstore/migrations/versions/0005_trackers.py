@@ -21,9 +21,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("runbook_url", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("tracker", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("external_refs", sa.JSON(), nullable=False, server_default="{}"))
+    with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.create_index("ix_notifications_ticket_channel", ["ticket_id", "channel"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.drop_index("ix_notifications_ticket_channel")
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.drop_column("external_refs")
         batch_op.drop_column("tracker")
