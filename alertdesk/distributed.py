@@ -48,6 +48,8 @@ from ticketstore.metrics import StoreMetrics
 from ticketstore.migrate import upgrade
 from ticketstore.policy import load_policy
 from ticketstore.store import TicketStore
+from ticketstore.trackers.dispatch import check_environ
+from ticketstore.trackers.inbound import tracker_routes
 from ticketstore.worker import StoreStage
 
 logger = logging.getLogger(__name__)
@@ -156,11 +158,14 @@ async def store_process(settings: Settings, registry: CollectorRegistry) -> Proc
     app = web.Application(middlewares=[json_errors])
     api = api_config(settings)
     warn_open_api(api)
+    environ = dict(os.environ)  # the trackers' `*_env` credentials
+    check_environ(policy, environ)
     app.add_routes(ticket_api(store, TicketQueries(engines), api))
+    app.add_routes(tracker_routes(store, policy, environ))
     app.add_routes(health_routes({"broker": worker.ready, "store": store.ping}, registry))
 
     async def chores(_: web.Application) -> AsyncIterator[None]:
-        async with background(store, engines, policy, settings, registry, utc_now):
+        async with background(store, engines, policy, settings, registry, utc_now, environ):
             yield
 
     app.cleanup_ctx.append(chores)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
 
 import aiohttp
@@ -28,6 +29,8 @@ from ticketstore.metrics import StoreMetrics
 from ticketstore.migrate import upgrade
 from ticketstore.policy import Policy, load_policy
 from ticketstore.store import TicketStore
+from ticketstore.trackers.dispatch import TrackerDispatcher, TrackerMetrics, check_environ, lease_for, mirrors
+from ticketstore.trackers.inbound import tracker_routes
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +63,16 @@ def warn_open_api(api: ApiConfig) -> None:
         logger.warning("operator actions on /api are open: set ALERTDESK_API_TOKEN (or _FILE) to require a token")
 
 
-async def build_app(settings: Settings, *, registry: CollectorRegistry) -> web.Application:
-    """Everything wired, schema upgraded; the writer and housekeeping start with the app and stop after it."""
+async def build_app(
+    settings: Settings, *, registry: CollectorRegistry, environ: Mapping[str, str] | None = None
+) -> web.Application:
+    """Everything wired, schema upgraded; the writer and housekeeping start with the app and stop after it.
+
+    `environ`: where the trackers' `*_env` credentials are (the process environment unless given).
+    """
     policy = load_policy(settings.policy)
+    environ = dict(os.environ) if environ is None else environ
+    check_environ(policy, environ)
     engines = create_engines(settings.database_url, schema=settings.database_schema)
     try:
         await upgrade(engines.write)
@@ -86,13 +96,14 @@ async def build_app(settings: Settings, *, registry: CollectorRegistry) -> web.A
     app = web.Application(middlewares=[json_errors])
     app.add_routes(webhook_routes(config, pipeline, IngestMetrics(registry), now=utc_now))
     app.add_routes(ticket_api(store, TicketQueries(engines), api))
+    app.add_routes(tracker_routes(store, policy, environ))
     app.add_routes(health_routes({"store": store.ping}, registry))
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         if isinstance(writer, StoreProcess):
             await writer.start()
         await pipeline.start()
-        async with background(store, engines, policy, settings, registry, utc_now):
+        async with background(store, engines, policy, settings, registry, utc_now, environ):
             yield
         await pipeline.stop()
         if isinstance(writer, StoreProcess):
@@ -121,16 +132,30 @@ def _writer(settings: Settings, policy: Policy, store: TicketStore, registry: Co
 
 @contextlib.asynccontextmanager
 async def background(
-    store: TicketStore, engines: Engines, policy: Policy, settings: Settings, registry: CollectorRegistry, now: Clock
+    store: TicketStore,
+    engines: Engines,
+    policy: Policy,
+    settings: Settings,
+    registry: CollectorRegistry,
+    now: Clock,
+    environ: Mapping[str, str],
 ) -> AsyncIterator[None]:
-    """The store's chores (escalations, notifications, flapping, pruning) for as long as the block runs."""
+    """The store's chores (escalations, notifications, trackers, flapping, pruning) for as long as the block runs."""
     async with aiohttp.ClientSession() as session:
         notifier = Notifier(engines, policy, session, NotifyMetrics(registry), now=now)
+        trackers = TrackerDispatcher(
+            engines,
+            mirrors(policy, session, environ, now=now),
+            TrackerMetrics(registry),
+            now=now,
+            lease=lease_for(policy),
+        )
         chores = Background(
             store,
             notifier,
             EscalationMetrics(registry),
             retention=timedelta(days=settings.retention_days),
+            more=[("trackers", 1.0, trackers.run_once)] if policy.trackers else [],
         )
         chores.start()
         try:

@@ -457,7 +457,16 @@ async def test_openapi_describes_exactly_the_routes(no_db_desk: Desk) -> None:
     refs = _refs(document)
     assert refs and all(ref.removeprefix("#/components/schemas/") in schemas for ref in refs)
     ticket_fields = set(schemas["TicketView"]["properties"])
-    assert {"id", "number", "sla", "source_refs", "history", "previous_ticket_id"} <= ticket_fields
+    assert {
+        "id",
+        "number",
+        "sla",
+        "source_refs",
+        "history",
+        "previous_ticket_id",
+        "runbook_url",
+        "external_refs",
+    } <= ticket_fields
 
 
 def _refs(node: Any) -> list[str]:

@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["alertdesk", "ingest", "normalizers", "dedup", "ticketstore", "ticketstore.api", "ticketstore.escalation"]
+PACKAGES = [
+    "alertdesk",
+    "ingest",
+    "normalizers",
+    "dedup",
+    "ticketstore",
+    "ticketstore.api",
+    "ticketstore.escalation",
+    "ticketstore.trackers",
+]
 
 
 def imports_of(path: Path) -> set[str]:
@@ -44,15 +53,22 @@ def offending(paths: list[Path], forbidden: tuple[str, ...]) -> list[str]:
     )
 
 
-def test_the_core_imports_neither_the_api_nor_escalation() -> None:
-    core = modules_under("ticketstore", leave_out=("api", "escalation"))
+def test_the_core_imports_neither_the_api_nor_escalation_nor_trackers() -> None:
+    core = modules_under("ticketstore", leave_out=("api", "escalation", "trackers"))
     assert core, "no core modules found"
-    assert offending(core, ("ticketstore.api", "ticketstore.escalation")) == []
+    assert offending(core, ("ticketstore.api", "ticketstore.escalation", "ticketstore.trackers")) == []
 
 
 def test_the_api_and_escalation_import_the_core_and_not_each_other() -> None:
-    assert offending(modules_under("ticketstore/api"), ("ticketstore.escalation",)) == []
-    assert offending(modules_under("ticketstore/escalation"), ("ticketstore.api",)) == []
+    assert offending(modules_under("ticketstore/api"), ("ticketstore.escalation", "ticketstore.trackers")) == []
+    assert offending(modules_under("ticketstore/escalation"), ("ticketstore.api", "ticketstore.trackers")) == []
+
+
+def test_trackers_sit_beside_escalation_and_never_import_the_api() -> None:
+    """Trackers use the core and escalation's outbox; nothing below them imports them."""
+    trackers = modules_under("ticketstore/trackers")
+    assert trackers, "no tracker modules found"
+    assert offending(trackers, ("ticketstore.api",)) == []
 
 
 def test_the_stages_below_the_store_do_not_import_it() -> None:

@@ -201,6 +201,8 @@ class Lifecycle:
             last_state_ok=False,
             last_state_change=opened,
             tags=dict(a.tags),
+            runbook_url=self.policy.runbook_url(a, peak),
+            tracker=self.policy.tracker_for(a, peak),
         )
         previous = state.latest
         if previous is not None:

@@ -8,6 +8,8 @@ ids and the notifications to send — a fixed handful of statements per batch, w
 from __future__ import annotations
 
 import functools
+import json
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -184,7 +186,7 @@ def write(
         conn.execute(_INSERT_HISTORY, history)
     if links:
         conn.execute(_INSERT_LINKS, [{"dedup_key": k, "episode_id": ep, "ticket_id": x.id} for k, ep, x in links])
-    outbox = [row for x in touched for row in _notifications(x, policy, now)]
+    outbox = [row for x in touched for row in (*_notifications(x, policy, now), *_tracker_events(x, now))]
     if outbox:
         conn.execute(_INSERT_NOTIFICATIONS, outbox)
     if processed:
@@ -230,6 +232,56 @@ def _notifications(ticket: TicketRow, policy: Policy, now: datetime) -> list[dic
                 }
             )
     return rows
+
+
+# History kinds a tracker record follows (CONTRACT §7); repeats, flapping and the like stay in alertdesk.
+TRACKED = frozenset(
+    {
+        "opened",
+        "severity_raised",
+        "severity_lowered",
+        "acknowledged",
+        "unacknowledged",
+        "assigned",
+        "comment",
+        "escalated",
+        "sla_breached",
+        "resolved",
+        "closed",
+        "reopened",
+    }
+)
+
+
+def _tracker_events(ticket: TicketRow, now: datetime) -> list[dict[str, Any]]:
+    """Outbox rows (channel `tracker:<name>`) for what the ticket's tracker record follows, in history order.
+
+    A change that came from the tracker itself (`origin`) is not sent back to it: no ping-pong.
+    """
+    if ticket.tracker is None or ticket.origin == ticket.tracker:
+        return []
+    entries = [h for h in ticket.history if h.kind in TRACKED]
+    if not entries:
+        return []
+    number = ticket_number(ticket.id or 0)
+    view = json.loads(TicketView.from_columns(ticket.values()).model_dump_json())
+    return [
+        {
+            "ticket_id": ticket.id,
+            "event": h.kind,
+            "level": ticket.escalation_level,
+            "channel": f"tracker:{ticket.tracker}",
+            "idempotency_key": f"{number}:{h.kind}:{uuid.uuid4().hex}",  # each entry is its own event
+            "payload": json.dumps(
+                {"ticket": view, "entry": {"kind": h.kind, "actor": h.actor, "detail": h.detail}}, ensure_ascii=False
+            ),
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": now,
+        }
+        for h in entries
+    ]
 
 
 def _insert_new(conn: Connection, new: Sequence[TicketRow]) -> None:

@@ -98,23 +98,30 @@ class TicketStore:
         except (SQLAlchemyError, OSError):
             return False
 
-    async def act(self, ticket_id: int, action: Action) -> None:
-        """Run an operator action on one ticket, locked for update, and write it with its history."""
+    async def act(self, ticket_id: int, action: Action, *, once: str | None = None) -> bool:
+        """Run an operator action on one ticket, locked for update, and write it with its history.
+
+        `once`: an id of the request (e.g. a tracker's event id); an action already applied under it is skipped,
+        in the same transaction, so a redelivered event changes nothing. False when skipped.
+        """
         now, policy = self._now(), self._lifecycle.policy
 
-        def run(conn: Connection) -> None:
+        def run(conn: Connection) -> bool:
             row = conn.execute(rows.for_update(conn, select(t.tickets).where(t.tickets.c.id == ticket_id))).first()
             if row is None:
                 raise TicketNotFound(ticket_id)
+            if once is not None and rows.processed(conn, [once]):
+                return False
             ticket = TicketRow.from_row(row)
             before = {id(ticket): ticket.snapshot()}
             action(ticket, now, policy)
             try:
-                rows.write(conn, policy, [ticket], before, now)
+                rows.write(conn, policy, [ticket], before, now, processed=[(once, ticket, "action")] if once else ())
             except IntegrityError:
                 raise Conflict(f"another ticket is already active for {ticket.dedup_key}") from None
+            return True
 
-        await self._run(run)
+        return await self._run(run)
 
     async def count_by_status(self) -> dict[tuple[str, str], int]:
         """(status, severity) -> number of tickets, for the `alertdesk_tickets` gauge."""

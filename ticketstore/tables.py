@@ -104,6 +104,9 @@ tickets = Table(
     Column("last_state_change", UtcDateTime()),
     Column("source_refs", JSON, nullable=False, default=dict),
     Column("tags", JSON, nullable=False, default=dict),
+    Column("runbook_url", Text),
+    Column("tracker", String(64)),  # the policy's tracker that mirrors this ticket
+    Column("external_refs", JSON, nullable=False, default=dict),  # tracker name -> remote key
     Index("ix_tickets_one_active_per_key", "dedup_key", unique=True, sqlite_where=_ACTIVE, postgresql_where=_ACTIVE),
     Index("ix_tickets_key_id", "dedup_key", "id"),
     Index("ix_tickets_status_id", "status", "id"),
@@ -164,6 +167,7 @@ notifications = Table(
     Column("last_error", Text),
     Index("ux_notifications_key_channel", "idempotency_key", "channel", unique=True),
     Index("ix_notifications_due", "status", "next_attempt_at"),
+    Index("ix_notifications_ticket_channel", "ticket_id", "channel"),  # tracker calls: earlier ones first
 )
 
 dead_letters = Table(

@@ -83,11 +83,15 @@ class TicketRow:
     last_state_change: datetime | None = None
     source_refs: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    runbook_url: str | None = None
+    tracker: str | None = None  # the policy's tracker that mirrors this ticket, chosen on open
+    external_refs: dict[str, str] = field(default_factory=dict)  # tracker name → remote key (INC0012345, OPS-7)
     # not columns: the journal of this unit of work (history, notifications to send), and the new ticket this
     # one follows (its id is not known yet)
     history: list[HistoryEntry] = field(default_factory=list, repr=False)
     notices: list[Notice] = field(default_factory=list, repr=False)
     previous: TicketRow | None = field(default=None, repr=False)
+    origin: str | None = field(default=None, repr=False)  # the tracker this change came from: not sent back to it
 
     @classmethod
     def from_row(cls, row: Any) -> TicketRow:
@@ -293,7 +297,9 @@ class TicketRow:
             self.next_escalation_at = policy.deadline(peak, self.next_escalation_at, paused)
 
 
-COLUMNS = tuple(f.name for f in dataclasses.fields(TicketRow) if f.name not in {"history", "notices", "previous"})
+COLUMNS = tuple(
+    f.name for f in dataclasses.fields(TicketRow) if f.name not in {"history", "notices", "previous", "origin"}
+)
 _snapshot = operator.attrgetter(*COLUMNS)
 
 

@@ -72,6 +72,10 @@ class TicketView(BaseModel):
     source_refs: dict[str, str] = Field(description="the source's own ids: problem ids, event ids, links")
     contact: str | None
     tags: dict[str, str]
+    runbook_url: str | None = Field(description="the runbook of the route or severity, filled in for this ticket")
+    external_refs: dict[str, str] = Field(
+        description="the ticket's record in each tracker: tracker name → remote key (INC0012345, OPS-123, 4711)"
+    )
     history: list[HistoryView] | None = Field(default=None, exclude_if=lambda value: value is None)
 
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -61,12 +61,15 @@ class Background:
         *,
         retention: timedelta,
         scan_every: float = 1.0,
+        more: Sequence[tuple[str, float, Callable[[], Awaitable[object]]]] = (),
     ) -> None:
+        """`more`: further chores (name, period in seconds, coroutine), e.g. the trackers' loop."""
         self._store = store
         self._notifier = notifier
         self._metrics = metrics
         self._retention = retention
         self._scan_every = scan_every
+        self._more = tuple(more)
         self._tasks: list[asyncio.Task[None]] = []
         self._windows_seen: Seen = set()  # windows whose already-open tickets this process has silenced
 
@@ -78,6 +81,7 @@ class Background:
             ("flapping", 30.0, self._store.settle_flapping),
             ("prune", 3600.0, lambda: self._store.prune_processed(self._retention)),
             ("ticket counts", 15.0, self.count_tickets),
+            *self._more,
         ]
         self._tasks = [asyncio.create_task(_every(name, period, chore), name=name) for name, period, chore in chores]
 

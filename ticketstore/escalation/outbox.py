@@ -1,5 +1,8 @@
 """The notification outbox: rows written with the ticket change, claimed by lease, completed after sending.
 
+Tracker calls (channel `tracker:<name>`) share it, claimed by their own loop, one row per ticket at a time and in
+order: a record's comment must not arrive before the record exists.
+
 A claim is a lease (`lease_until`), not a lock held while sending: a worker that dies mid-send leaves rows that
 another worker takes once the lease has run out. Delivery is at-least-once; the stable idempotency key lets a
 receiver drop the rare repeat.
@@ -11,13 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, exists, func, insert, or_, select, update
 
 from ticketstore import tables as t
 from ticketstore.db import Engines
 from ticketstore.rows import for_update
 
 n = t.notifications.c
+TRACKER = "tracker:"  # channel prefix of tracker calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +40,34 @@ class Pending:
 class Result:
     pending: Pending
     error: str | None  # None: delivered
+    retry_in: timedelta | None = None  # the next attempt's delay when the other side said (Retry-After)
+    done: str | None = None  # what to write in the ticket's history on success, instead of the default
 
 
-async def claim(engines: Engines, now: datetime, *, limit: int, lease: timedelta) -> list[Pending]:
-    """Lease up to `limit` due rows; each claim counts as an attempt."""
+async def claim(
+    engines: Engines, now: datetime, *, limit: int, lease: timedelta, trackers: bool = False
+) -> list[Pending]:
+    """Lease up to `limit` due rows (notifications, or with `trackers` tracker calls); each claim is an attempt.
+
+    A tracker call waits until the earlier calls of its ticket are done (sent or given up).
+    """
+    if trackers:
+        earlier = t.notifications.alias("earlier")
+        e = earlier.c
+        first = ~exists().where(
+            and_(e.ticket_id == n.ticket_id, e.channel == n.channel, e.status == "pending", e.id < n.id)
+        )
+        which = and_(n.channel.startswith(TRACKER), first)
+    else:
+        which = ~n.channel.startswith(TRACKER)
     due = (
         select(n.id)
-        .where(n.status == "pending", n.next_attempt_at <= now, or_(n.lease_until.is_(None), n.lease_until < now))
+        .where(
+            n.status == "pending",
+            n.next_attempt_at <= now,
+            or_(n.lease_until.is_(None), n.lease_until < now),
+            which,
+        )
         .order_by(n.id)
         .limit(limit)
     )
@@ -68,22 +93,27 @@ async def complete(
     updates: list[tuple[int, dict[str, Any]]] = []
     for result in results:
         p = result.pending
+        tracker = p.channel.startswith(TRACKER)
         what = f"{p.event} (level {p.level}) via {p.channel}"
+        failed = "tracker_failed" if tracker else "notification_failed"
         if result.error is None:
             values: dict[str, Any] = {"status": "sent", "sent_at": now, "lease_until": None, "last_error": None}
-            history.append(
-                _entry(p, now, "notified", what + (f" after {p.attempts} attempts" if p.attempts > 1 else ""))
-            )
+            if result.done is not None:
+                history.append(_entry(p, now, "tracker", result.done))
+            elif not tracker:
+                history.append(
+                    _entry(p, now, "notified", what + (f" after {p.attempts} attempts" if p.attempts > 1 else ""))
+                )
         elif p.attempts >= max_attempts:
             values = {"status": "failed", "lease_until": None, "last_error": result.error}
-            history.append(
-                _entry(p, now, "notification_failed", f"{what}: gave up after {p.attempts} attempts: {result.error}")
-            )
+            history.append(_entry(p, now, failed, f"{what}: gave up after {p.attempts} attempts: {result.error}"))
         else:
-            delay = min(backoff * 2 ** (p.attempts - 1), timedelta(minutes=15))
+            delay = result.retry_in or min(backoff * 2 ** (p.attempts - 1), timedelta(minutes=15))
             values = {"next_attempt_at": now + delay, "lease_until": None, "last_error": result.error}
-            if p.attempts == 1:
-                history.append(_entry(p, now, "notification_failed", f"{what}: {result.error}; retrying"))
+            if p.attempts == 1 or tracker:  # a tracker's every failure is in the history (CONTRACT §7)
+                history.append(
+                    _entry(p, now, failed, f"{what}: {result.error}; retrying" + (f" in {delay}" if tracker else ""))
+                )
         updates.append((p.id, values))
 
     def write(conn: Connection) -> None:
