@@ -6,12 +6,15 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from alertdesk import runtime
+from alertdesk.logs import configure_logging
+from alertdesk.secret_files import InvalidSetting
 from alertdesk.settings import Settings, describe
 from normalizers.schema import AlertdeskError
 
@@ -63,6 +66,20 @@ def _parser() -> argparse.ArgumentParser:
             stage_parser.add_argument("--worker-index", type=int, help="ALERTDESK_WORKER_INDEX (default 0)")
             stage_parser.add_argument("--worker-count", type=int, help="ALERTDESK_WORKER_COUNT (default 1)")
 
+    backup = commands.add_parser(
+        "backup", help="copy the SQLite database of `alertdesk run` to FILE, consistently, even while it runs"
+    )
+    backup.add_argument("file", metavar="FILE", help="where the copy goes (replaced once complete)")
+    backup.add_argument("--database-url", help="the database to copy (ALERTDESK_DATABASE_URL)")
+    restore = commands.add_parser(
+        "restore", help="put a backup FILE in place of the SQLite database (refused while alertdesk runs on it)"
+    )
+    restore.add_argument("file", metavar="FILE", help="a file written by `alertdesk backup`")
+    restore.add_argument("--database-url", help="the database to replace (ALERTDESK_DATABASE_URL)")
+    from alertdesk.maintenance import add_parser as maintenance_parser
+
+    maintenance_parser(commands)
+
     dead = commands.add_parser("dead-letters", help="list or replay the dead-letter queue (distributed mode)")
     dead_actions = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
     dead_actions.add_parser("list", help="show each dead letter: message id, stage, reason")
@@ -88,25 +105,20 @@ def _settings(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "bench" and args.distributed:
-        from alertdesk.bench_distributed import bench_distributed
+        from alertdesk.bench.distributed import bench_distributed
 
         return bench_distributed(args)
     if args.command == "bench":
-        from alertdesk.bench import bench
+        from alertdesk.bench.embedded import bench
 
         result: int = bench(args)
         return result
     try:
         settings = _settings(args)
-    except ValidationError as exc:
+    except (ValidationError, InvalidSetting) as exc:
         print(f"alertdesk: invalid setting: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # our own line says what was migrated
+    configure_logging(settings.log_level, settings.log_format)
     try:
         if args.command == "run":
             return runtime.run(lambda: _run(settings))
@@ -114,6 +126,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             from alertdesk.distributed import run_stage
 
             return runtime.run(lambda: run_stage(args.command, settings))
+        if args.command in ("backup", "restore"):
+            from alertdesk import backup
+
+            done = (
+                backup.backup(settings.database_url, Path(args.file))
+                if args.command == "backup"
+                else backup.restore(Path(args.file), settings.database_url)
+            )
+            print(done)
+            return 0
+        if args.command == "maintenance":
+            from alertdesk.maintenance import maintenance
+
+            return runtime.run(lambda: maintenance(settings, args))
         if args.command == "dead-letters":
             from alertdesk.deadletters import dead_letters
 
@@ -125,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(settings: Settings) -> int:
-    from alertdesk.embedded_app import build_app, lock_database
+    from alertdesk.dblock import lock_database
+    from alertdesk.embedded_app import build_app
     from alertdesk.server import serve
 
     lock = lock_database(settings.database_url)

@@ -21,10 +21,10 @@ from aiormq.exceptions import ChannelNotFoundEntity
 from prometheus_client import CollectorRegistry
 
 from alertdesk.settings import Settings
-from dedup.broker import REASON_HEADER, STAGE_HEADER, Broker, Sender
-from dedup.broker_metrics import BrokerMetrics
-from dedup.topology import Topology
-from dedup.window import EXCHANGE_HEADER
+from dedup.rabbitmq.broker import REASON_HEADER, STAGE_HEADER, Broker, Sender
+from dedup.rabbitmq.metrics import BrokerMetrics
+from dedup.rabbitmq.topology import Topology
+from dedup.rabbitmq.window import EXCHANGE_HEADER
 from normalizers.schema import AlertdeskError
 
 logger = logging.getLogger(__name__)

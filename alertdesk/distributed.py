@@ -32,22 +32,24 @@ from alertdesk.health import health_routes
 from alertdesk.runtime import utc_now
 from alertdesk.settings import Settings
 from dedup import DedupMetrics
-from dedup.broker import AmqpPublisher, Broker, Session
-from dedup.broker_metrics import BrokerMetrics
-from dedup.consumer import PartitionWorker, WorkerConfig
-from dedup.partitions import Assignment
-from dedup.topology import Stream, Topology
+from dedup.rabbitmq.broker import AmqpPublisher, Broker, Session
+from dedup.rabbitmq.consumer import PartitionWorker, WorkerConfig
+from dedup.rabbitmq.metrics import BrokerMetrics
+from dedup.rabbitmq.partitions import Assignment
+from dedup.rabbitmq.topology import Stream, Topology
 from dedup.worker import DedupStage
 from ingest import IngestMetrics, json_errors, webhook_routes
 from normalizers.schema import AlertdeskError, Unavailable
-from ticketstore.api import ticket_api
+from ticketstore.api.queries import TicketQueries
+from ticketstore.api.routes import ticket_api
 from ticketstore.db import create_engines, is_sqlite
 from ticketstore.lifecycle import Lifecycle
 from ticketstore.metrics import StoreMetrics
 from ticketstore.migrate import upgrade
 from ticketstore.policy import load_policy
-from ticketstore.queries import TicketQueries
 from ticketstore.store import TicketStore
+from ticketstore.trackers.dispatch import check_environ
+from ticketstore.trackers.inbound import tracker_routes
 from ticketstore.worker import StoreStage
 
 logger = logging.getLogger(__name__)
@@ -156,11 +158,14 @@ async def store_process(settings: Settings, registry: CollectorRegistry) -> Proc
     app = web.Application(middlewares=[json_errors])
     api = api_config(settings)
     warn_open_api(api)
+    environ = dict(os.environ)  # the trackers' `*_env` credentials
+    check_environ(policy, environ)
     app.add_routes(ticket_api(store, TicketQueries(engines), api))
+    app.add_routes(tracker_routes(store, policy, environ))
     app.add_routes(health_routes({"broker": worker.ready, "store": store.ping}, registry))
 
     async def chores(_: web.Application) -> AsyncIterator[None]:
-        async with background(store, engines, policy, settings, registry, utc_now):
+        async with background(store, engines, policy, settings, registry, utc_now, environ):
             yield
 
     app.cleanup_ctx.append(chores)

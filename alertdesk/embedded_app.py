@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import IO
 
 import aiohttp
 from aiohttp import web
@@ -22,25 +19,22 @@ from alertdesk.settings import Settings
 from alertdesk.writer import StoreProcess
 from dedup import DedupMetrics
 from ingest import IngestConfig, IngestMetrics, json_errors, open_sources, webhook_routes
-from normalizers.schema import AlertdeskError
-from ticketstore.api import ApiConfig, ticket_api
-from ticketstore.background import Background, EscalationMetrics
+from ticketstore.api.queries import TicketQueries
+from ticketstore.api.routes import ApiConfig, ticket_api
 from ticketstore.db import Engines, create_engines, sqlite_file
+from ticketstore.escalation.loops import Background, EscalationMetrics
+from ticketstore.escalation.notify import Notifier, NotifyMetrics
 from ticketstore.lifecycle import Lifecycle
 from ticketstore.metrics import StoreMetrics
 from ticketstore.migrate import upgrade
-from ticketstore.notify import Notifier, NotifyMetrics
 from ticketstore.policy import Policy, load_policy
-from ticketstore.queries import TicketQueries
 from ticketstore.store import TicketStore
+from ticketstore.trackers.dispatch import TrackerDispatcher, TrackerMetrics, check_environ, lease_for, mirrors
+from ticketstore.trackers.inbound import tracker_routes
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-
-class AlreadyRunning(AlertdeskError):
-    """Another `alertdesk run` holds this SQLite database."""
 
 
 def api_config(settings: Settings) -> ApiConfig:
@@ -57,18 +51,28 @@ def warn_open_webhooks(config: IngestConfig) -> None:
     """Say at start-up which webhooks anyone who can reach the port may post to."""
     for source in open_sources(config.tokens):
         logger.warning(
-            "/webhooks/%s is open: set ALERTDESK_%s_TOKEN to require a token", source.value, source.value.upper()
+            "/webhooks/%s is open: set ALERTDESK_%s_TOKEN (or ALERTDESK_%s_TOKEN_FILE) to require a token",
+            source.value,
+            source.value.upper(),
+            source.value.upper(),
         )
 
 
 def warn_open_api(api: ApiConfig) -> None:
     if not api.tokens:
-        logger.warning("operator actions on /api are open: set ALERTDESK_API_TOKEN to require a token")
+        logger.warning("operator actions on /api are open: set ALERTDESK_API_TOKEN (or _FILE) to require a token")
 
 
-async def build_app(settings: Settings, *, registry: CollectorRegistry) -> web.Application:
-    """Everything wired, schema upgraded; the writer and housekeeping start with the app and stop after it."""
+async def build_app(
+    settings: Settings, *, registry: CollectorRegistry, environ: Mapping[str, str] | None = None
+) -> web.Application:
+    """Everything wired, schema upgraded; the writer and housekeeping start with the app and stop after it.
+
+    `environ`: where the trackers' `*_env` credentials are (the process environment unless given).
+    """
     policy = load_policy(settings.policy)
+    environ = dict(os.environ) if environ is None else environ
+    check_environ(policy, environ)
     engines = create_engines(settings.database_url, schema=settings.database_schema)
     try:
         await upgrade(engines.write)
@@ -92,13 +96,14 @@ async def build_app(settings: Settings, *, registry: CollectorRegistry) -> web.A
     app = web.Application(middlewares=[json_errors])
     app.add_routes(webhook_routes(config, pipeline, IngestMetrics(registry), now=utc_now))
     app.add_routes(ticket_api(store, TicketQueries(engines), api))
+    app.add_routes(tracker_routes(store, policy, environ))
     app.add_routes(health_routes({"store": store.ping}, registry))
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         if isinstance(writer, StoreProcess):
             await writer.start()
         await pipeline.start()
-        async with background(store, engines, policy, settings, registry, utc_now):
+        async with background(store, engines, policy, settings, registry, utc_now, environ):
             yield
         await pipeline.stop()
         if isinstance(writer, StoreProcess):
@@ -115,43 +120,45 @@ def _writer(settings: Settings, policy: Policy, store: TicketStore, registry: Co
     PostgreSQL needs no child: asyncpg does its I/O on the event loop without holding a thread.
     """
     if settings.store_process and sqlite_file(settings.database_url) is not None:
-        return StoreProcess(settings.database_url, policy, registry, log_level=settings.log_level.upper())
+        return StoreProcess(
+            settings.database_url,
+            policy,
+            registry,
+            log_level=settings.log_level.upper(),
+            log_format=settings.log_format,
+        )
     return store
 
 
 @contextlib.asynccontextmanager
 async def background(
-    store: TicketStore, engines: Engines, policy: Policy, settings: Settings, registry: CollectorRegistry, now: Clock
+    store: TicketStore,
+    engines: Engines,
+    policy: Policy,
+    settings: Settings,
+    registry: CollectorRegistry,
+    now: Clock,
+    environ: Mapping[str, str],
 ) -> AsyncIterator[None]:
-    """The store's chores (escalations, notifications, flapping, pruning) for as long as the block runs."""
+    """The store's chores (escalations, notifications, trackers, flapping, pruning) for as long as the block runs."""
     async with aiohttp.ClientSession() as session:
         notifier = Notifier(engines, policy, session, NotifyMetrics(registry), now=now)
+        trackers = TrackerDispatcher(
+            engines,
+            mirrors(policy, session, environ, now=now),
+            TrackerMetrics(registry),
+            now=now,
+            lease=lease_for(policy),
+        )
         chores = Background(
             store,
-            TicketQueries(engines),
             notifier,
             EscalationMetrics(registry),
             retention=timedelta(days=settings.retention_days),
+            more=[("trackers", 1.0, trackers.run_once)] if policy.trackers else [],
         )
         chores.start()
         try:
             yield
         finally:
             await chores.stop()
-
-
-def lock_database(url: str) -> IO[str] | None:
-    """Refuse a second `alertdesk run` on the same SQLite file (it would corrupt nothing, but double the work)."""
-    database = sqlite_file(url)
-    if database is None:
-        return None
-    path = Path(database).resolve()
-    handle = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the life of the process
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise AlreadyRunning(f"another alertdesk is running on {path} (lock {path}.lock is held)") from None
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from alertdesk.secret_files import SecretFiles, file_variable
 from normalizers.schema import Source
+
+PREFIX = "ALERTDESK_"
+
+# The settings that may also come from a file named by ALERTDESK_<NAME>_FILE: whatever holds a credential.
+SECRETS = (
+    "database_url",
+    "broker_url",
+    "nagios_token",
+    "zabbix_token",
+    "solarwinds_token",
+    "api_token",
+    "api_read_token",
+)
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ALERTDESK_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True)
 
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8080, ge=0, le=65535, description="port to listen on (/metrics, /healthz, /readyz too)")
@@ -62,6 +78,23 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     access_log: bool = Field(False, description="log every HTTP request (tokens redacted)")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one JSON object a line for a log collector"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """CLI flags first, then the `_FILE` variables, then the plain ones (both forms of one is refused)."""
+        flags = init_settings.init_kwargs.keys() if isinstance(init_settings, InitSettingsSource) else ()
+        files = SecretFiles(settings_cls, SECRETS, environ=os.environ, skip=flags)
+        return init_settings, files, env_settings
 
     def source_tokens(self) -> dict[Source, str]:
         tokens = {
@@ -80,5 +113,8 @@ def describe() -> str:
     lines = ["environment (every setting; a CLI flag overrides where one exists):"]
     for name, field in Settings.model_fields.items():
         default = "unset" if field.default is None else repr(field.default)
-        lines.append(f"  ALERTDESK_{name.upper():<22} {field.description} [default: {default}]")
+        lines.append(f"  {PREFIX}{name.upper():<22} {field.description} [default: {default}]")
+        if name in SECRETS:
+            variable = file_variable("", name)
+            lines.append(f"  {PREFIX}{variable:<22} or a file holding it (Docker/Kubernetes secrets), not both")
     return "\n".join(lines)

@@ -50,9 +50,10 @@ class StoreProcess:
         registry: CollectorRegistry,
         *,
         log_level: str = "INFO",
+        log_format: str = "text",
         reply_timeout: float = 60.0,
     ) -> None:
-        self._setup = pickle.dumps((database_url, policy, log_level))
+        self._setup = pickle.dumps((database_url, policy, log_level, log_format))
         self._reply_timeout = reply_timeout
         self._child: asyncio.subprocess.Process | None = None
         self._replaced = Counter(
@@ -148,13 +149,15 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     requests, replies = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print must not corrupt the frames
-    database_url, policy, log_level = _receive(requests)
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    database_url, policy, log_level, log_format = _receive(requests)
 
     from alertdesk import runtime
+    from alertdesk.logs import configure_logging
     from ticketstore.db import create_engines
     from ticketstore.lifecycle import Lifecycle
     from ticketstore.store import TicketStore
+
+    configure_logging(log_level, log_format)
 
     async def serve() -> None:
         engines = dataclasses.replace(create_engines(database_url), inline=True)  # one batch at a time anyway

@@ -17,13 +17,13 @@ from datetime import datetime
 
 from pydantic import TypeAdapter
 
-from dedup.broker import encode_all
-from dedup.broker_metrics import BrokerMetrics
 from dedup.fold import fold
 from dedup.metrics import DedupMetrics
-from dedup.partitions import partition_of
-from dedup.topology import Stream, Topology
-from dedup.window import Delivery, Unreadable, Window, dead_letter, decode_all, until_done
+from dedup.rabbitmq.broker import encode_all
+from dedup.rabbitmq.metrics import BrokerMetrics
+from dedup.rabbitmq.partitions import partition_of
+from dedup.rabbitmq.topology import Stream, Topology
+from dedup.rabbitmq.window import Delivery, Unreadable, Window, dead_letter, decode_all, until_done
 from normalizers.schema import Alert, TicketCommand
 
 STAGE = "dedup"

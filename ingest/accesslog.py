@@ -32,12 +32,15 @@ class RedactingAccessLogger(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        fields = {
+            "remote": request.remote or "-",
+            "method": request.method,
+            "path": redacted(request.rel_url),
+            "status": response.status,
+            "duration_s": round(time, 6),
+            "user_agent": request.headers.get("User-Agent", "-"),
+        }
+        # The same facts as fields of their own, for ALERTDESK_LOG_FORMAT=json.
         self.logger.info(
-            '%s "%s %s" %d %.3fs "%s"',
-            request.remote or "-",
-            request.method,
-            redacted(request.rel_url),
-            response.status,
-            time,
-            request.headers.get("User-Agent", "-"),
+            '%(remote)s "%(method)s %(path)s" %(status)d %(duration_s).3fs "%(user_agent)s"', fields, extra=fields
         )

@@ -29,6 +29,7 @@ from ingest.body import (
 from ingest.config import IngestConfig
 from ingest.metrics import UNKNOWN_SOURCE, IngestMetrics, Outcome, Reason
 from ingest.publisher import Publisher
+from ingest.refusals import RefusalLog
 from normalizers.schema import Alert, Ignored, InvalidAlert, Source, Unavailable, UnknownSource
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,10 @@ def webhook_routes(
     *,
     now: Callable[[], datetime],
     normalize: Normalize = normalizers.normalize,
+    refusals: RefusalLog | None = None,
 ) -> list[web.RouteDef]:
     """`POST /webhooks/{source}` (the default instance) and `POST /webhooks/{source}/{instance}`."""
-    receiver = _Receiver(config, publisher, metrics, now, normalize)
+    receiver = _Receiver(config, publisher, metrics, now, normalize, refusals or RefusalLog())
     return [
         web.post("/webhooks/{source}", receiver.handle),
         web.post("/webhooks/{source}/{instance}", receiver.handle),
@@ -80,12 +82,14 @@ class _Receiver:
         metrics: IngestMetrics,
         now: Callable[[], datetime],
         normalize: Normalize,
+        refusals: RefusalLog,
     ) -> None:
         self._config = config
         self._publisher = publisher
         self._metrics = metrics
         self._now = now
         self._normalize = normalize
+        self._refusals = refusals
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -97,7 +101,7 @@ class _Receiver:
         except _Rejected as rejected:
             outcome, response = "rejected", rejected.response()
             self._metrics.rejection(label, rejected.reason)
-            logger.info("refused %s webhook with %d (%s)", label, rejected.status, rejected.reason)
+            self._refusals.refused(label, rejected.status, rejected.reason)
             logger.debug("refused %s webhook: %s", label, rejected.body)
         except Exception:
             self._metrics.request(label, "error", time.perf_counter() - started)

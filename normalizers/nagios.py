@@ -60,6 +60,10 @@ _SNAKE: Mapping[str, tuple[str, ...]] = {
     "CONTACTNAME": ("contact_name",),
     "CONTACTPAGER": ("contact_pager",),
     "LONGDATETIME": ("long_date_time",),
+    "HOSTNOTESURL": ("host_notes_url",),
+    "HOSTACTIONURL": ("host_action_url",),
+    "SERVICENOTESURL": ("service_notes_url",),
+    "SERVICEACTIONURL": ("service_action_url",),
     "NAGIOS_SERVER": ("nagios_server",),
     "pd_nagios_object": ("entity_type",),
 }
@@ -82,6 +86,7 @@ class _Object:
     last_problem_id: str
     ack_author: str
     ack_comment: str
+    prefix: str  # of its macros: HOST or SERVICE
 
 
 _SERVICE = _Object(
@@ -94,6 +99,7 @@ _SERVICE = _Object(
     last_problem_id="LASTSERVICEPROBLEMID",
     ack_author="SERVICEACKAUTHOR",
     ack_comment="SERVICEACKCOMMENT",
+    prefix="SERVICE",
 )
 _HOST = _Object(
     states={"UP": None, "DOWN": Severity.CRITICAL, "UNREACHABLE": Severity.MAJOR},
@@ -105,6 +111,7 @@ _HOST = _Object(
     last_problem_id="LASTHOSTPROBLEMID",
     ack_author="HOSTACKAUTHOR",
     ack_comment="HOSTACKCOMMENT",
+    prefix="HOST",
 )
 _OBJECTS: Mapping[str, _Object] = {"host": _HOST, "service": _SERVICE}
 
@@ -173,6 +180,11 @@ def normalize(body: Mapping[str, Any], envelope: Envelope) -> Alert | Ignored:
         "state": state,
         "state_type": fields.text(*keys(obj.state_type)),
         "long_date_time": fields.text(*keys("LONGDATETIME")),
+        # the object's own links (notes_url, action_url); a service's host keeps its links beside them
+        "notes_url": fields.text(*keys(f"{obj.prefix}NOTESURL")),
+        "action_url": fields.text(*keys(f"{obj.prefix}ACTIONURL")),
+        "host_notes_url": fields.text(*keys("HOSTNOTESURL")) if obj is _SERVICE else None,
+        "host_action_url": fields.text(*keys("HOSTACTIONURL")) if obj is _SERVICE else None,
     }
     address = fields.text(*keys("HOSTADDRESS"))
     contact = fields.text(*keys("CONTACTEMAIL", "CONTACTNAME", "CONTACTPAGER"))

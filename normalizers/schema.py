@@ -216,7 +216,7 @@ def alert_id_for(source: Source, instance: str | None, idempotency_key: str | No
 #       - UnknownSource     no normalizer for this source: 404
 #     + Unavailable         a dependency (broker, database, endpoint) failed: retried, then 503 / paused consumer
 #
-# Library exceptions are translated into these where they are raised: normalizers (pydantic), dedup/broker
+# Library exceptions are translated into these where they are raised: normalizers (pydantic), dedup/rabbitmq
 # (aio-pika), ticketstore (SQLAlchemy).
 
 

@@ -28,16 +28,18 @@ import aio_pika
 import aiohttp
 import asyncpg
 
-from dedup.topology import Stream, Topology, delete
+from dedup.rabbitmq.topology import Stream, Topology, delete
 from tests.conftest import AMQP_URL, PG_URL
 from tests.process import AlertdeskProcess
+from ticketstore import db
+from ticketstore.db import libpq_url
 
 PAYLOADS = Path(__file__).parent / "payloads"
 PARTITIONS = 8
 
 
 def raw_dsn(url: str = PG_URL) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
+    return libpq_url(url)
 
 
 @dataclass
@@ -156,19 +158,11 @@ def metric(proc: AlertdeskProcess, name: str) -> float:
 
 
 async def create_schema(schema: str) -> None:
-    conn = await asyncpg.connect(raw_dsn())
-    try:
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
-    finally:
-        await conn.close()
+    await db.create_schema(PG_URL, schema)
 
 
 async def drop_schema(schema: str) -> None:
-    conn = await asyncpg.connect(raw_dsn())
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+    await db.drop_schema(PG_URL, schema)
 
 
 async def query(schema: str, sql: str, *args: Any) -> list[asyncpg.Record]:

@@ -12,18 +12,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from ticketstore.db import Engines, create_engines
+from ticketstore.db import Engines, create_engines, create_schema, drop_schema
 from ticketstore.migrate import upgrade
 
 PG_URL = os.environ.get("ALERTDESK_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("ALERTDESK_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-
-
-def _raw_pg_dsn() -> str:
-    return PG_URL.replace("postgresql+asyncpg://", "postgresql://")
 
 
 class Clock:
@@ -52,13 +47,11 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         yield f"sqlite+aiosqlite:///{tmp_path / 'alertdesk.db'}", None
         return
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(_raw_pg_dsn())
+    await create_schema(PG_URL, schema)
     try:
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
         yield PG_URL, schema
     finally:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await conn.close()
+        await drop_schema(PG_URL, schema)
 
 
 @pytest.fixture

@@ -6,11 +6,10 @@ import asyncio
 import random
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 
-from alertdesk import loadgen
+from alertdesk.bench import loadgen
 from tests.cluster import Pipeline, applied_count, eventually, post_until_accepted, query
 
 MAX_EPISODES = 2  # a key resolved 3 times within the hour would be flapping: one ticket, not one per episode
@@ -18,48 +17,9 @@ MAX_EPISODES = 2  # a key resolved 3 times within the hour would be flapping: on
 
 @dataclass
 class Key(loadgen.Key):
-    """A key of the bench's mix with a fleet of its own (other names and ids, Nagios as JSON), and the dedup key the
-    pipeline answered for it."""
+    """A key of the bench's mix, and the dedup key the pipeline answered for it."""
 
     dedup_key: str = ""
-
-    def body(self, problem: bool) -> dict[str, Any]:
-        i, ep = self.index, str(100_000 + 1000 * self.index + self.episode)
-        if self.source == "nagios":
-            return {
-                "NOTIFICATIONTYPE": "PROBLEM" if problem else "RECOVERY",
-                "HOSTNAME": f"web-{i:03d}",
-                "HOSTADDRESS": f"10.20.{i // 250}.{i % 250}",
-                "SERVICEDESC": "DISK /var",
-                "SERVICESTATE": "CRITICAL" if problem else "OK",
-                "SERVICEOUTPUT": "DISK CRITICAL - free space: /var 812 MB (3.9% inode=88%);" if problem else "DISK OK",
-                "SERVICEPROBLEMID": ep if problem else "0",
-                "LASTSERVICEPROBLEMID": "0" if problem else ep,
-                "pd_nagios_object": "service",
-            }
-        if self.source == "zabbix":
-            return {
-                "EVENT.SOURCE": "0",
-                "EVENT.ID": ep,
-                "EVENT.VALUE": "1" if problem else "0",
-                "EVENT.UPDATE.STATUS": "0",
-                "EVENT.NSEVERITY": "4",
-                "EVENT.NAME": "High CPU utilization (over 90% for 5m)",
-                "TRIGGER.ID": str(30000 + i),
-                "HOST.HOST": f"db-fr-par-{i:03d}",
-                "HOST.IP": f"10.30.{i // 250}.{i % 250}",
-                "EVENT.UPDATE.ACTION": "{EVENT.UPDATE.ACTION}",
-            }
-        return {
-            "event_type": "trigger" if problem else "reset",
-            "AlertObjectID": str(5000 + i),
-            "AlertActiveID": ep,
-            "AlertName": "Interface down",
-            "AlertMessage": f"Interface Gi1/0/24 on CORE-SW-{i:03d} is down",
-            "Severity": "Critical",
-            "NodeName": f"CORE-SW-{i:03d}",
-            "ObjectType": "Interface",
-        }
 
 
 def keys(count: int) -> list[Key]:
@@ -99,7 +59,9 @@ async def drive(
             load.count_one()
             key = rng.choice(own)
             problem = key.next_is_problem(rng, max_episodes=MAX_EPISODES)
-            answer = await post_until_accepted(session, base, key.source, key.body(problem), f"{seed}-{uuid.uuid4()}")
+            answer = await post_until_accepted(
+                session, base, key.source, loadgen.body(key, problem), f"{seed}-{uuid.uuid4()}"
+            )
             load.accepted.append(answer["alert_id"])
             key.dedup_key = answer["dedup_key"]
             key.answered(problem, accepted=True)

@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from alertdesk.loadgen import Ports
+from alertdesk.bench.loadgen import Ports
 
 PORTS = Ports()  # one picker for the whole test run: no two servers of it are given the same port
 

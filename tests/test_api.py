@@ -21,11 +21,11 @@ from sqlalchemy import update
 from normalizers.schema import Alert, Kind, Severity, Source, TicketCommand
 from tests.conftest import Clock
 from ticketstore import tables
-from ticketstore.api import ApiConfig, ticket_api
+from ticketstore.api.queries import TicketQueries
+from ticketstore.api.routes import ApiConfig, ticket_api
 from ticketstore.db import Engines, create_engines
 from ticketstore.lifecycle import Lifecycle
 from ticketstore.policy import Policy
-from ticketstore.queries import TicketQueries
 from ticketstore.store import TicketStore
 
 Client = TestClient[web.Request, web.Application]
@@ -457,7 +457,16 @@ async def test_openapi_describes_exactly_the_routes(no_db_desk: Desk) -> None:
     refs = _refs(document)
     assert refs and all(ref.removeprefix("#/components/schemas/") in schemas for ref in refs)
     ticket_fields = set(schemas["TicketView"]["properties"])
-    assert {"id", "number", "sla", "source_refs", "history", "previous_ticket_id"} <= ticket_fields
+    assert {
+        "id",
+        "number",
+        "sla",
+        "source_refs",
+        "history",
+        "previous_ticket_id",
+        "runbook_url",
+        "external_refs",
+    } <= ticket_fields
 
 
 def _refs(node: Any) -> list[str]:

@@ -22,11 +22,11 @@ from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
 
 import normalizers
-from dedup.broker import SCHEMA_HEADER, AmqpPublisher, Broker, Sender
-from dedup.broker_metrics import BrokerMetrics
-from dedup.partitions import Assignment, BadAssignment, partition_of
-from dedup.topology import Stream, Topology, TopologyMismatch, declare, delete, queue_counts
-from dedup.window import Delivery, Unreadable, Window, decode, until_done
+from dedup.rabbitmq.broker import SCHEMA_HEADER, AmqpPublisher, Broker, Sender
+from dedup.rabbitmq.metrics import BrokerMetrics
+from dedup.rabbitmq.partitions import Assignment, BadAssignment, partition_of
+from dedup.rabbitmq.topology import Stream, Topology, TopologyMismatch, declare, delete, queue_counts
+from dedup.rabbitmq.window import Delivery, Unreadable, Window, decode, until_done
 from normalizers.schema import SCHEMA_VERSION, Alert, Unavailable
 from tests.cluster import PAYLOADS, eventually, rabbitmqctl
 from tests.conftest import AMQP_URL
@@ -105,7 +105,7 @@ def test_a_key_lands_on_the_same_partition_in_every_process() -> None:
     keys = [f"nagios:web-{i:03d}/DISK /var" for i in range(200)]
     keys += [f"zabbix:trigger/{20000 + i}" for i in range(200)] + [f"solarwinds:{1000 + i}" for i in range(200)]
     here = [partition_of(k, PARTITIONS) for k in keys]
-    code = "import json,sys; from dedup.partitions import partition_of; print(json.dumps([partition_of(k, 8) for k in json.load(sys.stdin)]))"
+    code = "import json,sys; from dedup.rabbitmq.partitions import partition_of; print(json.dumps([partition_of(k, 8) for k in json.load(sys.stdin)]))"
     for seed in ("1", "4242"):
         out = subprocess.run(
             [sys.executable, "-c", code],

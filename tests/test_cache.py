@@ -16,11 +16,11 @@ from normalizers.schema import Kind
 from tests.conftest import Clock
 from tests.test_lifecycle import Desk, nagios
 from ticketstore import rows
+from ticketstore.actions import resolve
 from ticketstore.cache import TicketCache
 from ticketstore.db import create_engines
 from ticketstore.lifecycle import KeyState, Lifecycle
 from ticketstore.migrate import upgrade
-from ticketstore.operator import resolve
 from ticketstore.policy import Policy
 from ticketstore.store import TicketStore
 from ticketstore.ticket import TicketRow

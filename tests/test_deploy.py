@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from alertdesk.settings import Settings
+from alertdesk.settings import SECRETS, Settings
 from normalizers.schema import Severity
 from tests.cluster import Pipeline
 from tests.process import AlertdeskProcess
@@ -33,7 +33,8 @@ from ticketstore.policy import load_policy
 
 ROOT = Path(__file__).parents[1]
 DEPLOY = ROOT / "deploy"
-SETTINGS = {f"ALERTDESK_{name.upper()}" for name in Settings.model_fields}
+SECRET_FILES = {f"ALERTDESK_{name.upper()}_FILE": name for name in SECRETS}
+SETTINGS = {f"ALERTDESK_{name.upper()}" for name in Settings.model_fields} | SECRET_FILES.keys()
 
 
 def compose() -> dict[str, Any]:
@@ -108,6 +109,42 @@ def test_every_environment_variable_set_is_a_real_setting_with_a_valid_value() -
         values = {k.removeprefix("ALERTDESK_").lower(): v for k, v in ours.items() if v and "${" not in v}
         Settings.model_validate(values)  # a value of the wrong type (a port that is not a number) raises here
     assert {k for k in everywhere["Dockerfile"] if not k.startswith("ALERTDESK_")} == {"PATH", "PYTHONUNBUFFERED"}
+
+
+def test_secrets_reach_every_process_as_files_it_is_given() -> None:
+    """No deployment file puts a secret in the environment; each _FILE names a file the process really gets."""
+    plain = {f"ALERTDESK_{name.upper()}" for name in SECRETS}
+    for where, variables in environment_everywhere().items():
+        assert not plain & {k for k, v in variables.items() if v}, where
+    uncommented = re.findall(r"^([A-Z_]+)=", (DEPLOY / "env.example").read_text(), re.M)
+    assert not plain & set(uncommented)  # with a unit's or compose's _FILE, it would stop alertdesk at start
+
+    top_level = compose()["secrets"]
+    for name, service in alertdesk_services().items():
+        files = {k: v for k, v in service["environment"].items() if k in SECRET_FILES}
+        assert set(files) == set(SECRET_FILES) - {"ALERTDESK_API_READ_TOKEN_FILE"}, name
+        assert {v: f"/run/secrets/{SECRET_FILES[k]}" for k, v in files.items()} == {v: v for v in files.values()}
+        assert {SECRET_FILES[k] for k in files} == set(service["secrets"]) <= top_level.keys(), name
+
+    (config,) = (d for d in k8s_documents() if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "alertdesk")
+    (secret,) = (d for d in k8s_documents() if d["kind"] == "Secret" and d["metadata"]["name"] == "alertdesk")
+    files = {k: v for k, v in config["data"].items() if k in SECRET_FILES}
+    assert {Path(v).name for v in files.values()} == secret["stringData"].keys() == {SECRET_FILES[k] for k in files}
+    for workload, container in k8s_containers():
+        volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+        mounted = {
+            m["mountPath"]
+            for m in container["volumeMounts"]
+            if volumes[m["name"]].get("secret", {}).get("secretName") == "alertdesk"
+        }
+        assert {str(Path(v).parent) for v in files.values()} == mounted, workload["metadata"]["name"]
+        assert workload["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 10001  # 0440: the group reads
+
+    for unit in systemd_units():
+        text = unit.read_text()
+        credentials = set(re.findall(r"^LoadCredential=([a-z_]+):/etc/alertdesk/secrets/\1$", text, re.M))
+        named = dict(re.findall(r"^Environment=(ALERTDESK_[A-Z_]+_FILE)=%d/([a-z_]+)$", text, re.M))
+        assert named and {SECRET_FILES[k] for k in named} == set(named.values()) == credentials, unit.name
 
 
 def test_worker_counts_match_the_number_of_workers() -> None:

@@ -23,9 +23,9 @@ import aiohttp
 import asyncpg
 import pytest
 
-from dedup.broker import SCHEMA_HEADER
-from dedup.partitions import partition_of
-from dedup.topology import Stream, declare, queue_counts
+from dedup.rabbitmq.broker import SCHEMA_HEADER
+from dedup.rabbitmq.partitions import partition_of
+from dedup.rabbitmq.topology import Stream, declare, queue_counts
 from normalizers.schema import SCHEMA_VERSION, Alert, Kind, Severity, Source, TicketCommand
 from tests.cluster import (
     PARTITIONS,

@@ -1,7 +1,7 @@
 """Escalation by severity (CONTRACT §3) as the on-call team lives it: deadlines, steps, breaches, notifications.
 
 The tests drive the store as production does — `fold`, `TicketStore.apply_batch`, operator actions through
-`TicketStore.act`, the scanner `TicketStore.escalate_due` — on SQLite and on the machine's PostgreSQL, on an
+`TicketStore.act`, the scanner `escalate_due` — on SQLite and on the machine's PostgreSQL, on an
 injected clock (03:00 on Saturday 14 March 2026 unless a test says otherwise), and read back what a user sees: the
 ticket row, its history, the notification outbox. The races at the end need two real writers: PostgreSQL only.
 """
@@ -24,14 +24,14 @@ from sqlalchemy import RowMapping, select, text
 from dedup.fold import fold
 from normalizers.schema import Alert, Kind, Severity, Source
 from tests.conftest import Clock
-from ticketstore import operator
+from ticketstore import actions
 from ticketstore import tables as t
-from ticketstore.background import Background, EscalationMetrics
 from ticketstore.db import Engines, create_engines
+from ticketstore.escalation.loops import Background, EscalationMetrics
+from ticketstore.escalation.notify import Notifier, NotifyMetrics
+from ticketstore.escalation.scan import escalate_due
 from ticketstore.lifecycle import Lifecycle
-from ticketstore.notify import Notifier, NotifyMetrics
 from ticketstore.policy import Policy
-from ticketstore.queries import TicketQueries
 from ticketstore.store import TicketStore
 
 POLICY = Policy.model_validate(
@@ -173,7 +173,7 @@ class Desk:
 
     async def scan(self, store: TicketStore | None = None) -> list[tuple[str, str]]:
         """One scanner round: the (event, step) it fired, e.g. ("escalated", "1"), ("sla_breached", "response")."""
-        return [(notice.event, notice.tag) for notice, _ in await (store or self.store).escalate_due()]
+        return [(notice.event, notice.tag) for notice, _ in await escalate_due(store or self.store)]
 
     async def tickets(self) -> list[RowMapping]:
         async with self.engines.read.connect() as conn:
@@ -402,7 +402,7 @@ async def test_an_operator_resolving_stops_everything(desk: Desk, clock: Clock) 
     at(clock, t0, minutes=15)
     await desk.scan()
     at(clock, t0, minutes=25)
-    await desk.store.act(1, operator.resolve("mmartin"))
+    await desk.store.act(1, actions.resolve("mmartin"))
 
     at(clock, t0, hours=6)
     assert await desk.scan() == []
@@ -515,7 +515,7 @@ async def test_waiting_pauses_clocks_and_steps_until_the_ticket_is_back(desk: De
     t0 = clock()
     await desk.send(nagios(clock, Kind.PROBLEM))
     at(clock, t0, minutes=10)
-    await desk.store.act(1, operator.set_status("jdupont", "waiting"))
+    await desk.store.act(1, actions.set_status("jdupont", "waiting"))
 
     at(clock, t0, hours=1)
     assert await desk.scan() == []
@@ -527,7 +527,7 @@ async def test_waiting_pauses_clocks_and_steps_until_the_ticket_is_back(desk: De
     )
 
     at(clock, t0, hours=1, minutes=10)
-    await desk.store.act(1, operator.set_status("jdupont", "open"))
+    await desk.store.act(1, actions.set_status("jdupont", "open"))
     assert pick(await desk.ticket(), "respond_by", "resolve_by", "next_escalation_at") == (
         sat(4, 15),
         sat(8),
@@ -624,10 +624,10 @@ async def test_a_weekend_spent_waiting_costs_a_business_hours_ticket_only_the_bu
     clock.current = datetime(2026, 3, 13, 14, tzinfo=UTC)  # Friday 15:00 in Paris (CET)
     await desk.send(nagios(clock, Kind.PROBLEM, severity=Severity.WARNING))
     clock.current = datetime(2026, 3, 13, 16, tzinfo=UTC)  # Friday 17:00: waiting for the customer
-    await desk.store.act(1, operator.set_status("jdupont", "waiting"))
+    await desk.store.act(1, actions.set_status("jdupont", "waiting"))
     clock.current = datetime(2026, 3, 16, 8, tzinfo=UTC)  # Monday 09:00: back
 
-    await desk.store.act(1, operator.set_status("jdupont", "open"))
+    await desk.store.act(1, actions.set_status("jdupont", "open"))
 
     # 2 business hours were paused (Friday 17-18, Monday 8-9), not the 64 hours of the weekend
     assert pick(await desk.ticket(), "paused_seconds", "next_escalation_at", "respond_by", "resolve_by") == (
@@ -705,7 +705,7 @@ async def test_sla_breaches_set_flags_write_history_and_notify(desk: Desk, clock
     at(clock, t0, minutes=30)
     assert await desk.scan() == [("sla_breached", "response")]
     at(clock, t0, minutes=35)
-    await desk.store.act(1, operator.acknowledge("Thomas Leroy (tleroy)"))
+    await desk.store.act(1, actions.acknowledge("Thomas Leroy (tleroy)"))
     at(clock, t0, hours=8)
     assert await desk.scan() == [("sla_breached", "resolution")]
 
@@ -726,8 +726,7 @@ async def test_sla_breaches_set_flags_write_history_and_notify(desk: Desk, clock
 def background(desk: Desk, session: aiohttp.ClientSession, registry: CollectorRegistry, clock: Clock) -> Background:
     """The store's chores as `alertdesk run` wires them, their metrics in `registry`."""
     notifier = Notifier(desk.engines, POLICY, session, NotifyMetrics(registry), now=clock)
-    queries = TicketQueries(desk.engines)
-    return Background(desk.store, queries, notifier, EscalationMetrics(registry), retention=timedelta(days=7))
+    return Background(desk.store, notifier, EscalationMetrics(registry), retention=timedelta(days=7))
 
 
 async def test_escalations_and_breaches_are_counted_in_the_metrics(desk: Desk, clock: Clock) -> None:
@@ -858,7 +857,7 @@ async def test_an_acknowledgement_in_flight_at_the_deadline_wins(
         async with engines.write.connect() as holder:
             # hold the acknowledgement mid-transaction: it has locked the ticket and waits to write its history
             await holder.execute(text("LOCK TABLE ticket_history IN SHARE MODE"))
-            ack = asyncio.create_task(desk.store.act(1, operator.acknowledge("jdupont")))
+            ack = asyncio.create_task(desk.store.act(1, actions.acknowledge("jdupont")))
             await _until_waiting_on(other, "ticket_history")
             assert await asyncio.wait_for(desk.scan(scanner), timeout=10) == []
             await holder.rollback()
@@ -889,7 +888,7 @@ async def test_acknowledgements_racing_the_scanners_never_see_a_step_fire_after_
     try:
         await desk.send(*(nagios(clock, Kind.PROBLEM, host=f"web-{n:02d}") for n in range(1, 21)))
         at(clock, t0, minutes=15)
-        acks = [desk.store.act(n, operator.acknowledge("jdupont")) for n in range(1, 21)]
+        acks = [desk.store.act(n, actions.acknowledge("jdupont")) for n in range(1, 21)]
         await asyncio.gather(*acks, *(desk.scan(s) for s in scanners * 3))
         for minutes in (30, 60, 240):
             at(clock, t0, minutes=minutes)

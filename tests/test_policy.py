@@ -37,6 +37,30 @@ routes:                        # first match sets the group on open
   - {match: {source: zabbix, host: "db*"}, group: dba}
 """
 
+TRACKERS_EXAMPLE = """\
+trackers:
+  snow:
+    type: servicenow                 # servicenow | jira | zendesk
+    url: https://example.service-now.com
+    user: alertdesk
+    password_file: /run/secrets/snow
+    inbound_token_file: /run/secrets/snow-inbound   # the tracker's calls back to alertdesk carry this token
+  jira:
+    type: jira                       # Jira Cloud (REST v3) and Data Center (REST v2)
+    url: https://example.atlassian.net
+    user: ops@example.com
+    token_env: JIRA_API_TOKEN
+    project: OPS
+    issue_type: Incident
+severities:
+  critical: {tracker: snow}          # which tracker gets the tickets of a severity…
+routes:
+  - match: {source: zabbix, host: "db*"}
+    group: dba
+    tracker: jira                    # …or of a route (the route wins)
+    runbook: "https://wiki.example.com/runbooks/{source}/{host}/{service}"
+"""
+
 FULL_EXAMPLE = """\
 default_group: service-desk
 channels:
@@ -212,11 +236,54 @@ BROKEN = {
     ),
     "unknown channel type": (
         "channels:\n  ops-pager:\n    type: pagerduty\n    url: https://events.pagerduty.com/v2/enqueue\n",
-        ["channels.ops-pager.type", "'webhook', 'slack' or 'teams'", "(line 3)"],
+        ["channels.ops-pager.type", "'webhook', 'slack', 'teams' or 'webex'", "(line 3)"],
     ),
     "business hours used but not defined": (
         "severities:\n  warning: {priority: P4, business_hours: true}\n",
         ["severities warning use business_hours, but no business_hours is defined"],
+    ),
+    "unknown runbook placeholder": (
+        "routes:\n  - match: {source: nagios}\n    runbook: 'https://wiki.example.net/{source}/{hostname}'\n",
+        ["routes.0.runbook", "unknown placeholder {hostname}; known: {source}, {instance}", "(line 3)"],
+    ),
+    "runbook that is no link": (
+        "severities:\n  critical: {priority: P1, runbook: 'wiki/{host}'}\n",
+        ["severities.critical.runbook", "a runbook link starts with http:// or https://", "(line 2)"],
+    ),
+    "runbook with a format": (
+        "severities:\n  critical: {priority: P1, runbook: 'https://wiki.example.net/{host:>10}'}\n",
+        ["severities.critical.runbook", "placeholder {host} takes no format or conversion", "(line 2)"],
+    ),
+    "tracker of an unknown type": (
+        "trackers:\n  rt:\n    type: requesttracker\n    url: https://rt.example.net\n    token_env: RT\n",
+        ["trackers.rt.type", "'servicenow', 'jira' or 'zendesk'", "(line 3)"],
+    ),
+    "jira without project": (
+        "trackers:\n  jira:\n    type: jira\n    url: https://example.atlassian.net\n    user: ops@example.com\n"
+        "    token_env: JIRA_API_TOKEN\n",
+        ["trackers.jira: jira needs project (the project key, e.g. OPS)", "(line 2)"],
+    ),
+    "tracker with a password written in it": (
+        "trackers:\n  snow:\n    type: servicenow\n    url: https://example.service-now.com\n    user: alertdesk\n"
+        "    password: hunter2\n",
+        ["trackers.snow.password", "Extra inputs are not permitted", "(line 6)"],
+    ),
+    "tracker with two credentials": (
+        "trackers:\n  zd:\n    type: zendesk\n    url: https://example.zendesk.com\n    user: ops@example.com\n"
+        "    token_file: /run/secrets/zd\n    token_env: ZD_TOKEN\n",
+        ["trackers.zd: give exactly one of password_file, password_env, token_file, token_env", "(line 2)"],
+    ),
+    "tracker url without scheme": (
+        "trackers:\n  snow: {type: servicenow, url: example.service-now.com, user: a, password_env: SNOW}\n",
+        ["trackers.snow.url", "(line 2)"],
+    ),
+    "unknown tracker on a severity": (
+        "severities:\n  critical: {priority: P1, tracker: snow}\n",
+        ["severities.critical.tracker: unknown tracker 'snow' (not in trackers)"],
+    ),
+    "unknown tracker on a route": (
+        "routes:\n  - {match: {host: 'db*'}, group: dba, tracker: jira}\n",
+        ["routes.0.tracker: unknown tracker 'jira' (not in trackers)"],
     ),
     "bad YAML": (
         "severities:\n  critical:\n    priority: P1\n   respond_within: 15m\n",
@@ -236,6 +303,29 @@ def test_a_broken_policy_is_refused_naming_the_field_and_line(tmp_path: Path, te
     assert message.startswith(f"{path}: ")
     for part in expected:
         assert part in message
+
+
+def test_the_contract_trackers_example_loads_and_a_route_wins_over_the_severity(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, TRACKERS_EXAMPLE))
+
+    snow, jira = policy.trackers["snow"], policy.trackers["jira"]
+    assert (snow.type, snow.user, snow.secret.file) == ("servicenow", "alertdesk", Path("/run/secrets/snow"))
+    assert (jira.project, jira.issue_type, jira.jira_version, jira.secret.env) == (
+        "OPS",
+        "Incident",
+        3,
+        "JIRA_API_TOKEN",
+    )
+    assert jira.priority_name("P1") == "Highest" and jira.priority_name("P5") == "Lowest"
+    db = problem(Source.ZABBIX, "db-02", "MySQL is down", Severity.CRITICAL)
+    web = problem(Source.ZABBIX, "web-02", "HTTP is down", Severity.CRITICAL)
+    assert policy.tracker_for(db, Severity.CRITICAL) == "jira"
+    assert policy.tracker_for(web, Severity.CRITICAL) == "snow"
+    assert policy.tracker_for(web, Severity.MAJOR) is None
+    assert (
+        policy.runbook_url(db, Severity.CRITICAL) == "https://wiki.example.com/runbooks/zabbix/db-02/MySQL%20is%20down"
+    )
+    assert policy.runbook_url(web, Severity.CRITICAL) is None
 
 
 def test_a_missing_policy_file_is_refused(tmp_path: Path) -> None:
@@ -270,6 +360,18 @@ def test_alertdesk_run_refuses_to_start_with_a_broken_policy(tmp_path: Path) -> 
     assert "'15x' is not a duration" in output
     assert "(line 4)" in output
     assert "listening on" not in output
+
+
+def test_alertdesk_run_refuses_to_start_when_a_tracker_credential_variable_is_not_set(tmp_path: Path) -> None:
+    path = write(tmp_path, TRACKERS_EXAMPLE)
+    env = {"ALERTDESK_POLICY": str(path), "ALERTDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'a.db'}"}
+    proc = AlertdeskProcess(tmp_path, env)
+    proc.env.pop("JIRA_API_TOKEN", None)
+
+    with pytest.raises(AssertionError, match="alertdesk exited with 2"):
+        proc.start()
+
+    assert "trackers.jira.token_env: environment variable JIRA_API_TOKEN is not set" in proc.output()
 
 
 PARIS_OFFICE = BusinessHours(timezone="Europe/Paris", start=time(8), end=time(18))

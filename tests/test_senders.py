@@ -117,6 +117,30 @@ def test_nagios_every_character_but_a_quote_survives_the_command_line(
     assert ticket["severity"] == "warning"
 
 
+@pytest.mark.parametrize("command", ["notify-service-by-alertdesk", "notify-service-by-alertdesk-env"])
+def test_nagios_notes_and_action_urls_reach_source_refs(
+    alertdesk: AlertdeskProcess, nagios_macros: Callable[[dict[str, str]], dict[str, str]], command: str
+) -> None:
+    """The service's notes_url/action_url (with `&` and `=` in them) and its host's, as the object defines them."""
+    (problem,) = lines(PAYLOADS / "nagios" / "sender-hard-characters.jsonl")
+    service = f"Links {command}"
+    links = {
+        "SERVICENOTESURL": "https://wiki.example.net/display/OPS/Temp?room=B2&rack=4",
+        "SERVICEACTIONURL": "https://grafana.example.net/d/temp?var-host=srv-lyon-02&from=now-6h",
+        "HOSTNOTESURL": "https://cmdb.example.net/ci/srv-lyon-02",
+        "HOSTACTIONURL": "",  # not defined on the host: Nagios substitutes nothing
+    }
+    macros = nagios_macros({**problem, "SERVICEDESC": service, **links})
+    done = run_nagios_command(command, macros, environment=command.endswith("-env"))
+    assert done.returncode == 0, done.stderr
+
+    refs = only_ticket(alertdesk, f"nagios:srv-lyon-02/{service}")["source_refs"]
+    assert refs["notes_url"] == links["SERVICENOTESURL"]
+    assert refs["action_url"] == links["SERVICEACTIONURL"]
+    assert refs["host_notes_url"] == links["HOSTNOTESURL"]
+    assert "host_action_url" not in refs
+
+
 def test_nagios_environment_macros_carry_quotes_typed_by_users(
     alertdesk: AlertdeskProcess, nagios_macros: Callable[[dict[str, str]], dict[str, str]]
 ) -> None:

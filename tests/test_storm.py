@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dedup.consumer import StormGauge
+from dedup.rabbitmq.consumer import StormGauge
 
 
 def feed(gauge: StormGauge, rate: float, seconds: float, step: float = 0.02) -> None:

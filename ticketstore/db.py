@@ -124,3 +124,27 @@ def _sqlite_pragmas(engine: Engine, *, begin: str) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql(begin)
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as libpq and asyncpg spell it (no `+driver`)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def create_schema(url: str, schema: str) -> None:
+    """An empty PostgreSQL schema of its own, for one test or one benchmark run."""
+    await _execute(url, f'CREATE SCHEMA "{schema}"')
+
+
+async def drop_schema(url: str, schema: str) -> None:
+    await _execute(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+async def _execute(url: str, sql: str) -> None:
+    import asyncpg  # PostgreSQL only: embedded mode never loads it
+
+    conn = await asyncpg.connect(libpq_url(url))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()

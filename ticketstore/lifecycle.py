@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from normalizers.schema import Alert, Kind, Severity, Source, TicketCommand, UpdateAction, highest
+from ticketstore.maintenance import NO_WINDOWS, Window, Windows
 from ticketstore.policy import Policy
 from ticketstore.ticket import TicketRow
 
@@ -21,12 +22,25 @@ class KeyState:
 
     latest: TicketRow | None = None  # the key's newest ticket; when active it is THE active ticket
     episodes: dict[str, TicketRow] = field(default_factory=dict)  # episode id -> its ticket
-    recent_resolutions: list[datetime] = field(default_factory=list)  # resolved_at of recent tickets (flapping)
+    # each recent ticket's resolution, by ticket (its id, or a stand-in while new), as `tickets.resolved_at` holds
+    # it: a ticket brought back and resolved again counts once, at its latest resolution (flapping)
+    recent_resolutions: dict[int, datetime] = field(default_factory=dict)
     new_episodes: list[tuple[str, TicketRow]] = field(default_factory=list)  # links the store must write
 
     @property
     def active(self) -> TicketRow | None:
         return self.latest if self.latest is not None and self.latest.active else None
+
+    def resolved(self, ticket: TicketRow, at: datetime) -> None:
+        self.recent_resolutions[_slot(ticket)] = at
+
+    def reopened(self, ticket: TicketRow) -> None:
+        self.recent_resolutions.pop(_slot(ticket), None)
+
+
+def _slot(ticket: TicketRow) -> int:
+    """A ticket's key among the resolutions: its id, or (not inserted yet) a negative stand-in no id can equal."""
+    return ticket.id if ticket.id is not None else -id(ticket)
 
 
 @dataclass(slots=True)
@@ -36,19 +50,24 @@ class Outcome:
     ticket: TicketRow | None
     opened: bool = False
     resolved: bool = False
+    silenced: bool = False  # a problem a maintenance window silenced
 
 
 @dataclass(slots=True)
 class Lifecycle:
     policy: Policy
 
-    def apply(self, state: KeyState, cmd: TicketCommand, count: int) -> Outcome:
-        """Apply `cmd`; `count` is how many of its alerts are new (the others were applied before)."""
+    def apply(self, state: KeyState, cmd: TicketCommand, count: int, windows: Windows = NO_WINDOWS) -> Outcome:
+        """Apply `cmd`; `count` is how many of its alerts are new (the others were applied before).
+
+        `windows`: the maintenance windows known now; a problem one of them covers lands on a suppressed ticket.
+        """
         a = cmd.alert
         at = a.received_at
         active = state.active
         if active is not None and active.flapping:
-            self.settle_flapping(active, at)
+            if self.settle_flapping(active, at) and not active.active:
+                state.resolved(active, at)  # flapping ended in OK: the ticket's resolution, as any other
             active = state.active
         known = state.episodes.get(a.episode_id) if a.episode_id else None
         if known is not None and not known.active and active is not known:
@@ -59,7 +78,7 @@ class Lifecycle:
 
         match a.kind:
             case Kind.PROBLEM:
-                return self._problem(state, cmd, count)
+                return self._problem(state, cmd, count, windows.matching(_fields(a), at))
             case Kind.RECOVERY:
                 if active is None:
                     return Outcome(None)
@@ -107,7 +126,7 @@ class Lifecycle:
 
     # --- rules --------------------------------------------------------------------------------------------
 
-    def _problem(self, state: KeyState, cmd: TicketCommand, count: int) -> Outcome:
+    def _problem(self, state: KeyState, cmd: TicketCommand, count: int, silencer: Window | None) -> Outcome:
         a = cmd.alert
         at = a.received_at
         active = state.active
@@ -124,16 +143,20 @@ class Lifecycle:
             assert state.latest is not None
             active = state.latest
             active.reopen(at, None, "a new problem within the reopen window")
+            state.reopened(active)
         if active is None and self._is_flapping(state, a):
             assert state.latest is not None
             active = state.latest
             window = self.policy.flapping_for(a.source.value, active.peak_severity, a.instance).window
             active.reopen(at, None, f"{len(state.recent_resolutions)} open/resolve cycles within {window}")
+            state.reopened(active)
             active.set_flapping(at, True, None, "detected by alertdesk: recoveries are recorded without resolving")
         if active is not None and active.next_escalation_at is None and not active.acknowledged_by:
             active.next_escalation_at = active.step_due(self.policy)  # brought back: the steps run again
         if active is None:
-            return Outcome(self._open(state, cmd, count), opened=True)
+            return Outcome(self._open(state, cmd, count, silencer), opened=True, silenced=silencer is not None)
+        if silencer is not None:
+            active.enter_maintenance(at, silencer.id, silencer.describe())
 
         active.occurrences += count
         active.last_seen = max(active.last_seen, at)
@@ -146,9 +169,9 @@ class Lifecycle:
         self._follow_episode(state, active, a)
         if active.flapping and was_ok:  # a state change is recorded; repeats only count, as on any ticket
             active.log(at, "problem", a.source.value, "problem while flapping")
-        return Outcome(active)
+        return Outcome(active, silenced=silencer is not None)
 
-    def _open(self, state: KeyState, cmd: TicketCommand, count: int) -> TicketRow:
+    def _open(self, state: KeyState, cmd: TicketCommand, count: int, silencer: Window | None) -> TicketRow:
         a = cmd.alert
         severity = a.severity or Severity.WARNING
         peak = highest(severity, cmd.peak_severity) or severity
@@ -178,6 +201,8 @@ class Lifecycle:
             last_state_ok=False,
             last_state_change=opened,
             tags=dict(a.tags),
+            runbook_url=self.policy.runbook_url(a, peak),
+            tracker=self.policy.tracker_for(a, peak),
         )
         previous = state.latest
         if previous is not None:
@@ -186,6 +211,8 @@ class Lifecycle:
         self._follow_episode(state, ticket, a)
         ticket.next_escalation_at = ticket.step_due(self.policy)
         ticket.log(a.received_at, "opened", a.source.value, f"{peak.value} {rule.priority}: {a.title}")
+        if silencer is not None:
+            ticket.enter_maintenance(opened, silencer.id, silencer.describe())
         ticket.notify("opened")
         state.latest = ticket
         return ticket
@@ -219,7 +246,7 @@ class Lifecycle:
     def _resolve(self, state: KeyState, ticket: TicketRow, at: datetime, by: str | None, detail: str) -> Outcome:
         if ticket.active:
             ticket.resolve(at, by, detail, self.policy)
-            state.recent_resolutions.append(at)
+            state.resolved(ticket, at)
         return Outcome(ticket, resolved=True)
 
     def _within_reopen_window(self, state: KeyState, a: Alert) -> bool:
@@ -236,9 +263,10 @@ class Lifecycle:
             return False
         at = a.received_at
         rule = self.policy.flapping_for(a.source.value, latest.peak_severity, a.instance)
-        recent = [t for t in state.recent_resolutions if at - t <= rule.window]
-        state.recent_resolutions[:] = recent
-        return len(recent) >= rule.cycles
+        for slot, resolved_at in list(state.recent_resolutions.items()):
+            if at - resolved_at > rule.window:
+                del state.recent_resolutions[slot]
+        return len(state.recent_resolutions) >= rule.cycles
 
     def _follow_episode(self, state: KeyState, ticket: TicketRow, a: Alert) -> None:
         if a.episode_id is not None:
@@ -258,6 +286,12 @@ def _supersedes(a: Alert, active: TicketRow) -> bool:
         and a.episode_id != active.episode_id
         and not active.flapping
     )
+
+
+def _fields(a: Alert) -> dict[str, str | None]:
+    """What a maintenance window's patterns are matched against."""
+    return {"source": a.source.value, "instance": a.instance, "host": a.host, "service": a.service,
+            "dedup_key": a.dedup_key}  # fmt: skip
 
 
 def _describe(a: Alert) -> str:

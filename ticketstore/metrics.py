@@ -8,7 +8,7 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from normalizers.schema import TicketCommand
+from normalizers.schema import Source, TicketCommand
 from ticketstore.store import Applied
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -33,6 +33,14 @@ class StoreMetrics:
         self.resolved = Counter(
             "alertdesk_tickets_resolved_total", "Tickets resolved, by severity", ["severity"], registry=registry
         )
+        self.silenced = Counter(
+            "alertdesk_alerts_silenced_total",
+            "Problem alerts a maintenance window silenced, by source",
+            ["source"],
+            registry=registry,
+        )
+        for source in Source:
+            self.silenced.labels(source.value)
         self.dead_letters = Counter(
             "alertdesk_dead_letters_total", "Commands that could never be applied", ["stage"], registry=registry
         )
@@ -60,6 +68,7 @@ class StoreMetrics:
         applied: Counter_[str] = Counter_()
         opened: Counter_[str] = Counter_()
         resolved: Counter_[str] = Counter_()
+        silenced: Counter_[str] = Counter_()
         latencies: list[float] = []
         duplicates = dead = count = 0
         for cmd, result in zip(commands, results, strict=True):
@@ -76,7 +85,10 @@ class StoreMetrics:
                 opened[result.severity] += 1
             if result.resolved and result.severity:
                 resolved[result.severity] += 1
-        for counter, counts in ((self.applied, applied), (self.opened, opened), (self.resolved, resolved)):
+            if result.silenced:
+                silenced[cmd.alert.source.value] += result.new_alerts
+        counted = (self.applied, applied), (self.opened, opened), (self.resolved, resolved), (self.silenced, silenced)
+        for counter, counts in counted:
             for label, n in counts.items():
                 counter.labels(label).inc(n)
         if duplicates:

@@ -40,6 +40,11 @@ def head() -> str:
     return head
 
 
+def knows(revision: str) -> bool:
+    """Whether this code has schema `revision` (a backup, a database): an unknown one comes from a newer alertdesk."""
+    return _known(ScriptDirectory.from_config(_config()), revision)
+
+
 _LOCK = 0x616C_6572_7464_736B  # "alertdsk": the PostgreSQL advisory lock key of schema upgrades
 
 

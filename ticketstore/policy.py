@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from normalizers.schema import Alert, AlertdeskError, Severity
 from ticketstore.calendar import BusinessHours
+from ticketstore.runbook import check_template, render
+from ticketstore.tracker_policy import Tracker
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -33,12 +35,13 @@ def parse_duration(value: Any) -> Any:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Runbook = Annotated[str, AfterValidator(check_template)]
 
 
 class Channel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    type: Literal["webhook", "slack", "teams"]
+    type: Literal["webhook", "slack", "teams", "webex"]
     url: str = Field(pattern=r"^https?://")
 
 
@@ -64,6 +67,8 @@ class SeverityPolicy(BaseModel):
     notify: tuple[str, ...] | dict[Event, tuple[str, ...]] = ()
     escalation: tuple[EscalationStep, ...] = ()  # while unacknowledged, counted from opening
     business_hours: bool = False  # count deadlines and steps in the policy's business hours only
+    runbook: Runbook | None = None  # link template, e.g. https://wiki.example.com/runbooks/{source}/{service}
+    tracker: str | None = None  # the tracker (policy `trackers:`) that mirrors this severity's tickets
 
     def channels_for(self, event: str) -> tuple[str, ...]:
         if isinstance(self.notify, dict):
@@ -89,7 +94,9 @@ class Route(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     match: dict[Literal["source", "host", "service", "severity", "instance"], str]
-    group: str
+    group: str | None = None  # None: the default group
+    runbook: Runbook | None = None  # wins over the severity's
+    tracker: str | None = None  # wins over the severity's
 
     def matches(self, alert: Alert) -> bool:
         fields = {
@@ -158,6 +165,21 @@ class Policy(BaseModel):
     reopen_within: Duration = timedelta(0)  # 0: a new problem after a resolve always opens a new ticket
     overrides: tuple[Override, ...] = ()
     business_hours: BusinessHours | None = None
+    trackers: dict[str, Tracker] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_priorities(cls, data: Any) -> Any:
+        """A severity written without `priority` (e.g. `critical: {tracker: snow}`) keeps the default one."""
+        if isinstance(data, dict) and isinstance(data.get("severities"), dict):
+            severities = {}
+            for name, rule in data["severities"].items():
+                default = next((d.priority for s, d in DEFAULT_SEVERITIES.items() if s.value == name), None)
+                if isinstance(rule, dict) and "priority" not in rule and default is not None:
+                    rule = {"priority": default, **rule}
+                severities[name] = rule
+            data = {**data, "severities": severities}
+        return data
 
     @model_validator(mode="after")
     def _channels_exist(self) -> Policy:
@@ -166,6 +188,15 @@ class Policy(BaseModel):
             unknown = sorted(set(names) - self.channels.keys())
             if unknown:
                 raise ValueError(f"severities.{severity.value}: unknown channel(s) {', '.join(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _trackers_exist(self) -> Policy:
+        named = [(f"severities.{s.value}", rule.tracker) for s, rule in self.severities.items()]
+        named += [(f"routes.{i}", route.tracker) for i, route in enumerate(self.routes)]
+        for where, name in named:
+            if name is not None and name not in self.trackers:
+                raise ValueError(f"{where}.tracker: unknown tracker {name!r} (not in trackers)")
         return self
 
     def for_severity(self, severity: Severity) -> SeverityPolicy:
@@ -180,6 +211,28 @@ class Policy(BaseModel):
 
     def route(self, alert: Alert) -> str | None:
         return next((r.group for r in self.routes if r.matches(alert)), None)
+
+    def runbook_url(self, alert: Alert, severity: Severity) -> str | None:
+        """The first matching route's runbook, else the severity's, filled in with the alert's fields."""
+        template = self._routed(alert, "runbook") or self.for_severity(severity).runbook
+        if template is None:
+            return None
+        fields = {
+            "source": alert.source.value,
+            "instance": alert.instance,
+            "host": alert.host,
+            "service": alert.service,
+            "dedup_key": alert.dedup_key,
+        }
+        return render(template, fields)
+
+    def tracker_for(self, alert: Alert, severity: Severity) -> str | None:
+        """The tracker that mirrors the ticket: the first matching route's, else the severity's (route wins)."""
+        return self._routed(alert, "tracker") or self.for_severity(severity).tracker
+
+    def _routed(self, alert: Alert, field: str) -> str | None:
+        route = next((r for r in self.routes if r.matches(alert)), None)
+        return None if route is None else getattr(route, field)
 
     def deadline(self, severity: Severity, start: datetime, within: timedelta | None) -> datetime | None:
         """`start + within`, in business time when this severity counts business hours."""

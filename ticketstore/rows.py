@@ -8,6 +8,8 @@ ids and the notifications to send — a fixed handful of statements per batch, w
 from __future__ import annotations
 
 import functools
+import json
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,13 +17,13 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.engine import Connection
 
-from normalizers.schema import Severity, TicketCommand
+from normalizers.schema import Kind, Severity, TicketCommand
 from ticketstore import tables as t
 from ticketstore.cache import TicketCache
 from ticketstore.lifecycle import KeyState
 from ticketstore.policy import Policy
 from ticketstore.ticket import COLUMNS, TicketRow, ticket_number
-from ticketstore.views import TicketView
+from ticketstore.view import TicketView
 
 # The statements of every batch, built once: SQLAlchemy then finds their compiled form without rebuilding them.
 _c, _e = t.tickets.c, t.episodes.c
@@ -34,7 +36,7 @@ _BY_ID = select(t.tickets).where(_c.id.in_(bindparam("ids", expanding=True)))
 _LINKS = select(_e.dedup_key, _e.episode_id, _e.ticket_id).where(
     tuple_(_e.dedup_key, _e.episode_id).in_(bindparam("pairs", expanding=True))
 )
-_RESOLUTIONS = select(_c.dedup_key, _c.resolved_at).where(
+_RESOLUTIONS = select(_c.id, _c.dedup_key, _c.resolved_at).where(
     _c.dedup_key.in_(bindparam("keys", expanding=True)), _c.resolved_at >= bindparam("oldest")
 )
 _LATEST_LOCKED, _BY_ID_LOCKED = _LATEST.with_for_update(), _BY_ID.with_for_update()
@@ -69,39 +71,69 @@ def load(
                 states[key] = state
     cached = [s.latest for s in states.values() if s.latest is not None]
     keys = [key for key in episodes if key not in states]
-    if not keys:
-        return states, cached
-    by_id = {
-        r.id: TicketRow.from_row(r) for r in conn.execute(for_update(conn, _LATEST, _LATEST_LOCKED), {"keys": keys})
-    }
-    states.update((key, KeyState()) for key in keys)
-    for ticket in by_id.values():
-        states[ticket.dedup_key].latest = ticket
-
-    wanted = {(key, ep) for key in keys for ep in episodes[key]}
-    if wanted:
-        links = conn.execute(_LINKS, {"pairs": list(wanted)}).all()
-        missing = {link.ticket_id for link in links} - by_id.keys()
-        if missing:
-            rows = conn.execute(for_update(conn, _BY_ID, _BY_ID_LOCKED), {"ids": list(missing)})
-            by_id.update({r.id: TicketRow.from_row(r) for r in rows})
-        for link in links:
-            states[link.dedup_key].episodes[link.episode_id] = by_id[link.ticket_id]
-
-    idle = [key for key, s in states.items() if s.latest is not None and not s.latest.active]
-    if idle:
-        oldest = min(cmd.alert.received_at for cmd in commands) - flap_window
-        rows = conn.execute(_RESOLUTIONS, {"keys": idle, "oldest": oldest})
-        for row in rows:
-            states[row.dedup_key].recent_resolutions.append(row.resolved_at)
+    by_id: dict[int, TicketRow] = {}
+    if keys:
+        by_id = {
+            r.id: TicketRow.from_row(r) for r in conn.execute(for_update(conn, _LATEST, _LATEST_LOCKED), {"keys": keys})
+        }
+        states.update((key, KeyState()) for key in keys)
+        for ticket in by_id.values():
+            states[ticket.dedup_key].latest = ticket
+        _link_episodes(conn, states, {(key, ep) for key in keys for ep in episodes[key]}, by_id)
+    _recent_resolutions(conn, commands, states, flap_window)
     return states, [*cached, *by_id.values()]
 
 
-def for_update(conn: Connection, query: Any, locked: Any = None) -> Any:
-    """`query` locking its rows (`locked`, when built already); SQLite's writer holds the whole database already."""
+def _link_episodes(
+    conn: Connection, states: dict[str, KeyState], wanted: set[tuple[str, str]], by_id: dict[int, TicketRow]
+) -> None:
+    if not wanted:
+        return
+    links = conn.execute(_LINKS, {"pairs": list(wanted)}).all()
+    missing = {link.ticket_id for link in links} - by_id.keys()
+    if missing:
+        rows = conn.execute(for_update(conn, _BY_ID, _BY_ID_LOCKED), {"ids": list(missing)})
+        by_id.update({r.id: TicketRow.from_row(r) for r in rows})
+    for link in links:
+        states[link.dedup_key].episodes[link.episode_id] = by_id[link.ticket_id]
+
+
+def _recent_resolutions(
+    conn: Connection, commands: Sequence[TicketCommand], states: dict[str, KeyState], flap_window: timedelta
+) -> None:
+    """The flapping count needs a key's recent resolutions whenever the batch may open a ticket after a resolve.
+
+    Only one case is sure not to: repeats of the active ticket's own problem (a storm), which read none.
+    """
+    calm = {key for key, s in states.items() if s.latest is not None and s.latest.active and not s.latest.flapping}
+    for cmd in commands:
+        if cmd.dedup_key in calm and not _repeat(cmd, states[cmd.dedup_key]):
+            calm.discard(cmd.dedup_key)
+    keys = [key for key, s in states.items() if s.latest is not None and key not in calm]
+    if not keys:
+        return
+    oldest = min(cmd.alert.received_at for cmd in commands) - flap_window
+    for row in conn.execute(_RESOLUTIONS, {"keys": keys, "oldest": oldest}):
+        states[row.dedup_key].recent_resolutions[row.id] = row.resolved_at
+
+
+def _repeat(cmd: TicketCommand, state: KeyState) -> bool:
+    """A problem that can only count on the active ticket: no other episode that could supersede it."""
+    assert state.latest is not None
+    episode = cmd.alert.episode_id
+    return cmd.alert.kind is Kind.PROBLEM and (episode is None or episode == state.latest.episode_id)
+
+
+def for_update(conn: Connection, query: Any, locked: Any = None, *, skip_locked: bool = False) -> Any:
+    """`query` locking its rows (`locked`, when built already); SQLite's writer holds the whole database already.
+
+    `skip_locked`: a claim by one of several workers (`FOR UPDATE SKIP LOCKED`) passes over rows another holds.
+    """
     if conn.dialect.name == "sqlite":
         return query  # BEGIN IMMEDIATE
-    return query.with_for_update() if locked is None else locked
+    if locked is not None:
+        return locked
+    return query.with_for_update(skip_locked=skip_locked)
 
 
 Changes = dict[tuple[str, ...], list[dict[str, Any]]]  # changed columns -> one parameter set per ticket
@@ -154,7 +186,7 @@ def write(
         conn.execute(_INSERT_HISTORY, history)
     if links:
         conn.execute(_INSERT_LINKS, [{"dedup_key": k, "episode_id": ep, "ticket_id": x.id} for k, ep, x in links])
-    outbox = [row for x in touched for row in _notifications(x, policy, now)]
+    outbox = [row for x in touched for row in (*_notifications(x, policy, now), *_tracker_events(x, now))]
     if outbox:
         conn.execute(_INSERT_NOTIFICATIONS, outbox)
     if processed:
@@ -200,6 +232,56 @@ def _notifications(ticket: TicketRow, policy: Policy, now: datetime) -> list[dic
                 }
             )
     return rows
+
+
+# History kinds a tracker record follows (CONTRACT §7); repeats, flapping and the like stay in alertdesk.
+TRACKED = frozenset(
+    {
+        "opened",
+        "severity_raised",
+        "severity_lowered",
+        "acknowledged",
+        "unacknowledged",
+        "assigned",
+        "comment",
+        "escalated",
+        "sla_breached",
+        "resolved",
+        "closed",
+        "reopened",
+    }
+)
+
+
+def _tracker_events(ticket: TicketRow, now: datetime) -> list[dict[str, Any]]:
+    """Outbox rows (channel `tracker:<name>`) for what the ticket's tracker record follows, in history order.
+
+    A change that came from the tracker itself (`origin`) is not sent back to it: no ping-pong.
+    """
+    if ticket.tracker is None or ticket.origin == ticket.tracker:
+        return []
+    entries = [h for h in ticket.history if h.kind in TRACKED]
+    if not entries:
+        return []
+    number = ticket_number(ticket.id or 0)
+    view = json.loads(TicketView.from_columns(ticket.values()).model_dump_json())
+    return [
+        {
+            "ticket_id": ticket.id,
+            "event": h.kind,
+            "level": ticket.escalation_level,
+            "channel": f"tracker:{ticket.tracker}",
+            "idempotency_key": f"{number}:{h.kind}:{uuid.uuid4().hex}",  # each entry is its own event
+            "payload": json.dumps(
+                {"ticket": view, "entry": {"kind": h.kind, "actor": h.actor, "detail": h.detail}}, ensure_ascii=False
+            ),
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": now,
+        }
+        for h in entries
+    ]
 
 
 def _insert_new(conn: Connection, new: Sequence[TicketRow]) -> None:

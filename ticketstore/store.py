@@ -15,19 +15,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from normalizers.schema import Kind, TicketCommand, Unavailable
 from ticketstore import rows
 from ticketstore import tables as t
+from ticketstore.actions import Action, Conflict, TicketNotFound
 from ticketstore.cache import TicketCache
 from ticketstore.db import Engines, outage_is_unavailable
-from ticketstore.escalation import review
 from ticketstore.lifecycle import KeyState, Lifecycle, Outcome
-from ticketstore.operator import Action, Conflict, TicketNotFound
-from ticketstore.ticket import Notice, TicketRow
+from ticketstore.policy import Policy
+from ticketstore.ticket import TicketRow
+from ticketstore.windows import WindowCache
 
 logger = logging.getLogger(__name__)
 
@@ -44,17 +46,24 @@ class Applied:
     new_alerts: int
     opened: bool = False
     resolved: bool = False
+    silenced: bool = False  # a maintenance window silenced the problem
     severity: str | None = None
     dead_letter: str | None = None  # the reason, when the command could never be applied
 
 
 class TicketStore:
-    def __init__(self, engines: Engines, lifecycle: Lifecycle, *, now: Clock, cache: bool = False) -> None:
-        """`cache`: keep active tickets between batches (SQLite only; see `ticketstore.cache`)."""
+    def __init__(
+        self, engines: Engines, lifecycle: Lifecycle, *, now: Clock, cache: bool = False, windows_every: float = 1.0
+    ) -> None:
+        """`cache`: keep active tickets between batches (SQLite only; see `ticketstore.cache`).
+
+        `windows_every`: seconds the maintenance windows are kept in memory before being read again.
+        """
         self._engines = engines
         self._lifecycle = lifecycle
         self._now = now
         self._cache = TicketCache() if cache and engines.dialect == "sqlite" else None
+        self._windows = WindowCache(lifecycle.policy, windows_every)
         self._writing = asyncio.Lock()  # with a cache: one write transaction at a time (see `_batch`)
 
     async def apply_batch(self, commands: Sequence[TicketCommand]) -> list[Applied]:
@@ -89,55 +98,36 @@ class TicketStore:
         except (SQLAlchemyError, OSError):
             return False
 
-    async def act(self, ticket_id: int, action: Action) -> None:
-        """Run an operator action on one ticket, locked for update, and write it with its history."""
+    async def act(self, ticket_id: int, action: Action, *, once: str | None = None) -> bool:
+        """Run an operator action on one ticket, locked for update, and write it with its history.
+
+        `once`: an id of the request (e.g. a tracker's event id); an action already applied under it is skipped,
+        in the same transaction, so a redelivered event changes nothing. False when skipped.
+        """
         now, policy = self._now(), self._lifecycle.policy
 
-        def run(conn: Connection) -> None:
+        def run(conn: Connection) -> bool:
             row = conn.execute(rows.for_update(conn, select(t.tickets).where(t.tickets.c.id == ticket_id))).first()
             if row is None:
                 raise TicketNotFound(ticket_id)
+            if once is not None and rows.processed(conn, [once]):
+                return False
             ticket = TicketRow.from_row(row)
             before = {id(ticket): ticket.snapshot()}
             action(ticket, now, policy)
             try:
-                rows.write(conn, policy, [ticket], before, now)
+                rows.write(conn, policy, [ticket], before, now, processed=[(once, ticket, "action")] if once else ())
             except IntegrityError:
                 raise Conflict(f"another ticket is already active for {ticket.dedup_key}") from None
-
-        await self._run(run)
-
-    async def escalate_due(self, limit: int = 100) -> list[tuple[Notice, str]]:
-        """Claim tickets with a due deadline and fire what is due, once; returns the events with their severity.
-
-        The claim is the ticket row lock (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the write lock on SQLite), so
-        two workers never fire the same step, and `review` sees an acknowledgement committed before the claim.
-        """
-        now, policy = self._now(), self._lifecycle.policy
-        c = t.tickets.c
-        due = or_(
-            and_(c.next_escalation_at <= now, c.acknowledged_at.is_(None)),
-            and_(c.respond_by <= now, c.acknowledged_at.is_(None), c.response_breached.is_(False)),
-            and_(c.resolve_by <= now, c.resolution_breached.is_(False)),
-        )
-        query = (
-            select(t.tickets)
-            .where(c.status.in_(t.ACTIVE_STATUSES), c.paused_since.is_(None), due)
-            .order_by(c.id)
-            .limit(limit)
-        )
-        if self._engines.dialect != "sqlite":
-            query = query.with_for_update(skip_locked=True)
-
-        def run(conn: Connection) -> list[tuple[Notice, str]]:
-            tickets = [TicketRow.from_row(r) for r in conn.execute(query)]
-            before = {id(x): x.snapshot() for x in tickets}
-            changed = [x for x in tickets if review(x, policy, now)]
-            fired = [(notice, x.peak_severity) for x in changed for notice in x.notices]
-            rows.write(conn, policy, changed, before, now)
-            return fired
+            return True
 
         return await self._run(run)
+
+    async def count_by_status(self) -> dict[tuple[str, str], int]:
+        """(status, severity) -> number of tickets, for the `alertdesk_tickets` gauge."""
+        with outage_is_unavailable():
+            async with self._engines.read.connect() as conn:
+                return await ticket_counts(conn)
 
     async def prune_processed(self, older_than: timedelta) -> int:
         """Forget idempotency records past the retention period; the tickets keep their counts."""
@@ -162,6 +152,21 @@ class TicketStore:
             return len(changed)
 
         return await self._run(run)
+
+    @property
+    def policy(self) -> Policy:
+        return self._lifecycle.policy
+
+    @property
+    def dialect(self) -> str:
+        return self._engines.dialect
+
+    def now(self) -> datetime:
+        return self._now()
+
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        """A transaction outside the batches (operator actions, scans); `fn` runs in a thread with the connection."""
+        return await self._run(fn)
 
     # --- one transaction ----------------------------------------------------------------------------------
 
@@ -220,6 +225,7 @@ class TicketStore:
         done = rows.processed(conn, [i for c in commands for i in c.alert_ids])
         states, loaded = rows.load(conn, commands, policy.longest_flapping_window(), self._cache)
         before = {id(x): x.snapshot() for x in loaded}
+        windows = self._windows.current(conn, now)
         applied: list[tuple[TicketCommand, Outcome | None, int]] = []
         new_tickets: list[TicketRow] = []
         processed: list[tuple[str, TicketRow | None, str]] = []
@@ -230,7 +236,8 @@ class TicketStore:
                 continue
             done.update(fresh)
             kind = cmd.alert.kind
-            outcome = self._lifecycle.apply(states[cmd.dedup_key], cmd, len(fresh) if kind is Kind.PROBLEM else 0)
+            count = len(fresh) if kind is Kind.PROBLEM else 0
+            outcome = self._lifecycle.apply(states[cmd.dedup_key], cmd, count, windows)
             if outcome.opened and outcome.ticket is not None:
                 new_tickets.append(outcome.ticket)
             processed.extend((i, outcome.ticket, kind.value) for i in fresh)
@@ -247,10 +254,23 @@ class TicketStore:
         return Applied(cmd.alert_ids, None, 0, dead_letter=reason)
 
 
+async def ticket_counts(conn: AsyncConnection) -> dict[tuple[str, str], int]:
+    """(status, severity) -> number of tickets, counted by the database (the gauge and `/api/stats`)."""
+    c = t.tickets.c
+    counted = await conn.execute(select(c.status, c.severity, func.count()).group_by(c.status, c.severity))
+    return {(status, severity): int(n) for status, severity, n in counted}
+
+
 def _applied(cmd: TicketCommand, outcome: Outcome | None, fresh: int) -> Applied:
     ticket = outcome.ticket if outcome is not None else None
     if outcome is None or ticket is None:
         return Applied(cmd.alert_ids, None, fresh)
     return Applied(
-        cmd.alert_ids, ticket.id, fresh, opened=outcome.opened, resolved=outcome.resolved, severity=ticket.severity
+        cmd.alert_ids,
+        ticket.id,
+        fresh,
+        opened=outcome.opened,
+        resolved=outcome.resolved,
+        silenced=outcome.silenced,
+        severity=ticket.severity,
     )

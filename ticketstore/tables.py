@@ -76,7 +76,10 @@ tickets = Table(
     Column("peak_severity", String(16), nullable=False),
     Column("priority", String(4), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("suppressed", Boolean, nullable=False, default=False),
+    Column("suppressed", Boolean, nullable=False, default=False),  # by the source's downtime or a window
+    Column("downtime", Boolean, nullable=False, default=False),  # the source's own downtime/suppression
+    Column("maintenance_window_id", Id),  # the maintenance window silencing it (§8); None: none
+    Column("held_opened", Boolean, nullable=False, default=False),  # opened in a window: `opened` not sent yet
     Column("flapping", Boolean, nullable=False, default=False),
     Column("occurrences", Integer, nullable=False, default=0),
     Column("first_seen", UtcDateTime(), nullable=False),
@@ -101,12 +104,16 @@ tickets = Table(
     Column("last_state_change", UtcDateTime()),
     Column("source_refs", JSON, nullable=False, default=dict),
     Column("tags", JSON, nullable=False, default=dict),
+    Column("runbook_url", Text),
+    Column("tracker", String(64)),  # the policy's tracker that mirrors this ticket
+    Column("external_refs", JSON, nullable=False, default=dict),  # tracker name -> remote key
     Index("ix_tickets_one_active_per_key", "dedup_key", unique=True, sqlite_where=_ACTIVE, postgresql_where=_ACTIVE),
     Index("ix_tickets_key_id", "dedup_key", "id"),
     Index("ix_tickets_status_id", "status", "id"),
     Index("ix_tickets_next_escalation", "next_escalation_at"),
     Index("ix_tickets_respond_by", "respond_by"),
     Index("ix_tickets_resolve_by", "resolve_by"),
+    Index("ix_tickets_maintenance", "maintenance_window_id"),
     Index("ix_tickets_flapping", "flapping", postgresql_where=text("flapping"), sqlite_where=text("flapping")),
     sqlite_autoincrement=True,  # ticket numbers are never reused
 )
@@ -160,6 +167,7 @@ notifications = Table(
     Column("last_error", Text),
     Index("ux_notifications_key_channel", "idempotency_key", "channel", unique=True),
     Index("ix_notifications_due", "status", "next_attempt_at"),
+    Index("ix_notifications_ticket_channel", "ticket_id", "channel"),  # tracker calls: earlier ones first
 )
 
 dead_letters = Table(
@@ -170,4 +178,25 @@ dead_letters = Table(
     Column("at", UtcDateTime(), nullable=False),
     Column("reason", Text, nullable=False),
     Column("payload", Text, nullable=False),
+)
+
+maintenance_windows = Table(
+    "maintenance_windows",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(255)),  # shell patterns; None: any
+    Column("instance", String(255)),
+    Column("host", String(255)),
+    Column("service", String(255)),
+    Column("dedup_key", String(255)),
+    Column("starts_at", UtcDateTime(), nullable=False),
+    Column("ends_at", UtcDateTime()),  # None: a standing recurring window
+    Column("recurrence", JSON),  # {"days": [...], "start": "02:00", "end": "04:00"} in the policy's zone
+    Column("comment", Text, nullable=False),
+    Column("created_by", String(LIMIT["actor"]), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("ended_by", String(LIMIT["actor"])),
+    Column("ended_at", UtcDateTime()),  # ended early
+    Index("ix_maintenance_windows_ends_at", "ends_at"),
+    sqlite_autoincrement=True,
 )

@@ -57,7 +57,10 @@ class TicketRow:
     service: str | None = None
     address: str | None = None
     contact: str | None = None
-    suppressed: bool = False
+    suppressed: bool = False  # downtime or a maintenance window: clocks paused
+    downtime: bool = False  # the source's own downtime
+    maintenance_window_id: int | None = None  # the maintenance window silencing it
+    held_opened: bool = False  # opened in a window: `opened` goes out when the window is over
     flapping: bool = False
     occurrences: int = 0
     acknowledged_by: str | None = None
@@ -80,11 +83,15 @@ class TicketRow:
     last_state_change: datetime | None = None
     source_refs: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    runbook_url: str | None = None
+    tracker: str | None = None  # the policy's tracker that mirrors this ticket, chosen on open
+    external_refs: dict[str, str] = field(default_factory=dict)  # tracker name → remote key (INC0012345, OPS-7)
     # not columns: the journal of this unit of work (history, notifications to send), and the new ticket this
     # one follows (its id is not known yet)
     history: list[HistoryEntry] = field(default_factory=list, repr=False)
     notices: list[Notice] = field(default_factory=list, repr=False)
     previous: TicketRow | None = field(default=None, repr=False)
+    origin: str | None = field(default=None, repr=False)  # the tracker this change came from: not sent back to it
 
     @classmethod
     def from_row(cls, row: Any) -> TicketRow:
@@ -110,6 +117,10 @@ class TicketRow:
         self.history.append(HistoryEntry(self, at, kind, actor, detail))
 
     def notify(self, event: str, tag: str = "") -> None:
+        """Queue a notification; in a maintenance window none goes out (`opened` is held for the window's end)."""
+        if self.maintenance_window_id is not None:
+            self.held_opened = self.held_opened or event == "opened"
+            return
         self.notices.append(Notice(event, self.escalation_level, tag or event))
 
     # --- transitions ------------------------------------------------------------------------------------
@@ -134,14 +145,17 @@ class TicketRow:
 
     def resolve(self, at: datetime, by: str | None, detail: str, policy: Policy) -> None:
         self._unpause(at, policy)
-        if not self.flapping:  # while flapping, open/resolve notifications are held
+        self.maintenance_window_id = None
+        if self.held_opened:  # nobody was told it opened: nobody is told it resolved
+            self.held_opened = False
+        elif not self.flapping:  # while flapping, open/resolve notifications are held
             self.notify("resolved", at.isoformat())
         self.status = "resolved"
         self.resolved_at = at
         self.record_state(at, ok=True)
         self.flapping = False
         self.next_escalation_at = None
-        self.suppressed = False  # the downtime's end will find no active ticket to clear it
+        self.suppressed = self.downtime = False  # the downtime's end will find no active ticket to clear it
         self.log(at, "resolved", by, detail)
 
     def close(self, at: datetime, by: str | None, policy: Policy) -> None:
@@ -168,14 +182,48 @@ class TicketRow:
         self.log(at, "status", by, self.status)
 
     def suppress(self, at: datetime, on: bool, by: str | None, detail: str, policy: Policy) -> None:
-        if self.suppressed == on:
+        """The source's own downtime; a maintenance window keeps the ticket suppressed after it ends."""
+        if self.downtime == on:
             return
+        self.downtime = on
+        if not on and self.maintenance_window_id is not None:
+            self.log(at, "downtime_ended", by, f"{detail}; still in maintenance window {self.maintenance_window_id}")
+            return
+        self._set_suppressed(at, on, policy)
+        self.log(at, "suppressed" if on else "unsuppressed", by, detail)
+
+    def enter_maintenance(self, at: datetime, window_id: int, detail: str) -> None:
+        """Silenced by a window: clocks paused, and what this unit of work meant to notify is held or dropped."""
+        if self.maintenance_window_id is not None:
+            return
+        self.maintenance_window_id = window_id
+        self.held_opened = self.held_opened or any(n.event == "opened" for n in self.notices)
+        self.notices.clear()
+        if not self.suppressed:
+            self._set_suppressed(at, True, None)
+        self.log(at, "suppressed", "maintenance", detail)
+
+    def leave_maintenance(self, at: datetime, detail: str, policy: Policy) -> None:
+        """The window is over: clocks resume (unless the source's downtime goes on), a held `opened` goes out."""
+        if self.maintenance_window_id is None:
+            return
+        self.maintenance_window_id = None
+        if not self.downtime:
+            self._set_suppressed(at, False, policy)
+        if self.downtime:
+            self.log(at, "maintenance_ended", "maintenance", f"{detail}; downtime goes on")
+        else:
+            self.log(at, "unsuppressed", "maintenance", detail)
+        if self.held_opened:
+            self.held_opened = False
+            self.notify("opened")
+
+    def _set_suppressed(self, at: datetime, on: bool, policy: Policy | None) -> None:
         self.suppressed = on
         if on:
             self._pause(at)
-        elif self.status != "waiting":
+        elif self.status != "waiting" and policy is not None:
             self._unpause(at, policy)
-        self.log(at, "suppressed" if on else "unsuppressed", by, detail)
 
     def set_flapping(self, at: datetime, on: bool, by: str | None, detail: str) -> None:
         if self.flapping != on:
@@ -249,7 +297,9 @@ class TicketRow:
             self.next_escalation_at = policy.deadline(peak, self.next_escalation_at, paused)
 
 
-COLUMNS = tuple(f.name for f in dataclasses.fields(TicketRow) if f.name not in {"history", "notices", "previous"})
+COLUMNS = tuple(
+    f.name for f in dataclasses.fields(TicketRow) if f.name not in {"history", "notices", "previous", "origin"}
+)
 _snapshot = operator.attrgetter(*COLUMNS)
 
 

@@ -15,9 +15,9 @@ from datetime import datetime
 
 from pydantic import TypeAdapter
 
-from dedup.broker_metrics import BrokerMetrics
-from dedup.topology import Topology
-from dedup.window import Delivery, Unreadable, Window, dead_letter, decode_all, until_done
+from dedup.rabbitmq.metrics import BrokerMetrics
+from dedup.rabbitmq.topology import Topology
+from dedup.rabbitmq.window import Delivery, Unreadable, Window, dead_letter, decode_all, until_done
 from normalizers.schema import TicketCommand
 from ticketstore.metrics import StoreMetrics
 from ticketstore.store import Applied, TicketStore

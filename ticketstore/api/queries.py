@@ -18,9 +18,11 @@ from sqlalchemy.sql import ColumnElement
 
 from normalizers.schema import Severity
 from ticketstore import tables as t
+from ticketstore.api.models import Stats, TicketPage
 from ticketstore.db import Engines, outage_is_unavailable
+from ticketstore.store import ticket_counts
 from ticketstore.ticket import STATUSES
-from ticketstore.views import Stats, TicketPage, TicketView
+from ticketstore.view import TicketView
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -77,7 +79,7 @@ class TicketQueries:
         has_deadline = or_(c.respond_by.is_not(None), c.resolve_by.is_not(None))
         breached = has_deadline & or_(c.response_breached, c.resolution_breached)
         async with self._reading() as conn:
-            counts = await _counts(conn)
+            counts = await ticket_counts(conn)
             means = (
                 await conn.execute(
                     select(
@@ -109,11 +111,6 @@ class TicketQueries:
             sla_breach_ratio=sla_breached / with_sla if with_sla else None,
         )
 
-    async def count_by_status(self) -> dict[tuple[str, str], int]:
-        """(status, severity) -> number of tickets, for the `alertdesk_tickets` gauge."""
-        async with self._reading() as conn:
-            return await _counts(conn)
-
     # --- helpers ------------------------------------------------------------------------------------------
 
     @asynccontextmanager
@@ -122,12 +119,6 @@ class TicketQueries:
         with outage_is_unavailable():
             async with self._engines.read.connect() as conn:
                 yield conn
-
-
-async def _counts(conn: AsyncConnection) -> dict[tuple[str, str], int]:
-    c = t.tickets.c
-    counted = await conn.execute(select(c.status, c.severity, func.count()).group_by(c.status, c.severity))
-    return {(status, severity): int(n) for status, severity, n in counted}
 
 
 def _conditions(filters: TicketFilters, dialect: str) -> list[ColumnElement[bool]]:

@@ -3,7 +3,7 @@
 Each held partition has its own channel (prefetch-limited) and single active consumer, so one partition's
 messages arrive in order and only here. Deliveries of all held partitions gather in one window, closed by count
 or by time after its first message; the stage's handler makes the window durable downstream (publish confirmed,
-or commit), and only then is each channel acked up to its last delivery (see `dedup.window` for the fence).
+or commit), and only then is each channel acked up to its last delivery (see `dedup.rabbitmq.window` for the fence).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from aiormq.exceptions import ChannelLockedResource
 
-from dedup.broker import BROKER_ERRORS, Sender
-from dedup.broker_metrics import BrokerMetrics
-from dedup.partitions import Assignment, Takeover
-from dedup.topology import Stream, Topology, declare, queue_counts, queue_exists
-from dedup.window import Delivery, Window
+from dedup.rabbitmq.broker import BROKER_ERRORS, Sender
+from dedup.rabbitmq.metrics import BrokerMetrics
+from dedup.rabbitmq.partitions import Assignment, Takeover
+from dedup.rabbitmq.topology import Stream, Topology, declare, queue_counts, queue_exists
+from dedup.rabbitmq.window import Delivery, Window
 from normalizers.schema import Unavailable
 
 logger = logging.getLogger(__name__)

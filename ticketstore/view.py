@@ -1,23 +1,20 @@
-"""The ticket API's JSON, as pydantic models: what operators read (CONTRACT §4) and what they send.
+"""A ticket as the outside world reads it (CONTRACT §4): the JSON of the API, of notifications and of trackers.
 
-These models are the single description of the wire format: the API serializes them, the OpenAPI document is
-generated from them, and a notification can embed the same `TicketView`. Times are aware UTC datetimes, written
-ISO 8601 with `Z`.
+One pydantic model, so the API's answers, the OpenAPI document and the notification payloads written with a ticket
+change cannot drift apart. Times are aware UTC datetimes, written ISO 8601 with `Z`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from normalizers.schema import Severity, Source
 from ticketstore.ticket import ticket_number
 
 Status = Literal["open", "in_progress", "waiting", "resolved", "closed"]
-
-Name = Annotated[str, Field(min_length=1, max_length=255)]
 
 
 class SlaView(BaseModel):
@@ -75,6 +72,10 @@ class TicketView(BaseModel):
     source_refs: dict[str, str] = Field(description="the source's own ids: problem ids, event ids, links")
     contact: str | None
     tags: dict[str, str]
+    runbook_url: str | None = Field(description="the runbook of the route or severity, filled in for this ticket")
+    external_refs: dict[str, str] = Field(
+        description="the ticket's record in each tracker: tracker name → remote key (INC0012345, OPS-123, 4711)"
+    )
     history: list[HistoryView] | None = Field(default=None, exclude_if=lambda value: value is None)
 
     @classmethod
@@ -95,75 +96,3 @@ class TicketView(BaseModel):
                 "history": None if history is None else [HistoryView.model_validate(dict(h)) for h in history],
             }
         )
-
-
-class TicketPage(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    tickets: list[TicketView] = Field(description="newest first")
-    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
-
-
-class Stats(BaseModel):
-    """Counts over every ticket; the means over the tickets that reached that point."""
-
-    model_config = ConfigDict(frozen=True)
-
-    total: int
-    by_status: dict[str, int] = Field(description="every status, 0 included")
-    by_severity: dict[str, int] = Field(description="current severity, every level, 0 included")
-    acknowledged: int = Field(description="tickets with an acknowledgement (the MTTA sample)")
-    mtta_seconds: float | None = Field(description="mean time from first_seen to acknowledged_at; null: none yet")
-    resolved: int = Field(description="tickets with a resolution (the MTTR sample)")
-    mttr_seconds: float | None = Field(description="mean time from first_seen to resolved_at; null: none yet")
-    with_sla: int = Field(description="tickets that had a response or resolution deadline")
-    sla_breached: int = Field(description="of those, tickets that breached one")
-    sla_breach_ratio: float | None = Field(description="sla_breached / with_sla; null when with_sla is 0")
-
-
-# --- request bodies ---------------------------------------------------------------------------------------
-#
-# `by` names the operator only when the API is open; with tokens configured the token's name is the actor.
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
-
-class ActorBody(_Body):
-    """Body of /resolve and /close (optional: the actor defaults to `operator` on an open API)."""
-
-    by: Name | None = None
-
-
-class AcknowledgeBody(_Body):
-    """`by` is required on an open API; with tokens the body may be empty."""
-
-    by: Name | None = None
-
-
-class AssignBody(_Body):
-    """At least one of `group` and `assignee`. An absent `group` keeps the group; an absent or null `assignee`
-    leaves no person assigned (a new group picks its own)."""
-
-    group: Name | None = None
-    assignee: Name | None = None
-    by: Name | None = None
-
-    @model_validator(mode="after")
-    def _says_something(self) -> AssignBody:
-        if not {"group", "assignee"} & self.model_fields_set:
-            raise ValueError("give a group, an assignee, or both")
-        return self
-
-
-class CommentBody(_Body):
-    """`by` is required on an open API."""
-
-    text: str = Field(min_length=1, max_length=10_000)
-    by: Name | None = None
-
-
-class StatusBody(_Body):
-    status: Status
-    by: Name | None = None

@@ -1,4 +1,4 @@
-"""Sending notifications: the channel formats (webhook, Slack, Teams) and the loop that drains the outbox.
+"""Sending notifications: the channel formats (webhook, Slack, Teams, Webex) and the loop that drains the outbox.
 
 The loop runs beside the store worker and never in a request's path, so a dead endpoint slows nothing but its
 own notifications: each send is bounded in time, retried a few times at once (tenacity), then rescheduled in the
@@ -18,8 +18,8 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from ticketstore import outbox
 from ticketstore.db import Engines
+from ticketstore.escalation import outbox
 from ticketstore.policy import Channel, Policy
 
 logger = logging.getLogger(__name__)
@@ -51,18 +51,24 @@ def render(channel: Channel, p: outbox.Pending) -> dict[str, Any]:
         "Group": ticket.get("assigned_group") or "-",
         "Escalation level": str(p.level),
     }
+    runbook = ticket.get("runbook_url")
     if channel.type == "slack":
-        return {
-            "text": headline,
-            "blocks": [
-                {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*"}},
-                {
-                    "type": "context",
-                    "elements": [{"type": "mrkdwn", "text": " · ".join(f"{k}: {v}" for k, v in facts.items())}],
-                },
-            ],
-        }
-    return {  # Microsoft Teams incoming webhook: a MessageCard
+        blocks: list[dict[str, Any]] = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*"}},
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": " · ".join(f"{k}: {v}" for k, v in facts.items())}],
+            },
+        ]
+        if runbook:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"<{runbook}|Runbook>"}})
+        return {"text": headline, "blocks": blocks}
+    if channel.type == "webex":  # Webex incoming webhook: one markdown message
+        lines = [f"**{headline}**", " · ".join(f"{k}: {v}" for k, v in facts.items())]
+        if runbook:
+            lines.append(f"[Runbook]({runbook})")
+        return {"markdown": "\n\n".join(lines)}
+    card: dict[str, Any] = {  # Microsoft Teams incoming webhook: a MessageCard
         "@type": "MessageCard",
         "@context": "https://schema.org/extensions",
         "summary": headline,
@@ -70,6 +76,11 @@ def render(channel: Channel, p: outbox.Pending) -> dict[str, Any]:
         "title": headline,
         "sections": [{"facts": [{"name": k, "value": v} for k, v in facts.items()]}],
     }
+    if runbook:
+        card["potentialAction"] = [
+            {"@type": "OpenUri", "name": "Runbook", "targets": [{"os": "default", "uri": runbook}]}
+        ]
+    return card
 
 
 class _Retryable(Exception):

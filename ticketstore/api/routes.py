@@ -21,13 +21,16 @@ from aiohttp import hdrs, web
 from pydantic import BaseModel, ValidationError
 
 from normalizers.schema import Severity, Source, Unavailable
-from ticketstore import operator
-from ticketstore.openapi import openapi_document
-from ticketstore.operator import Action, Conflict, TicketNotFound
-from ticketstore.queries import DEFAULT_LIMIT, MAX_LIMIT, TicketFilters, TicketQueries
+from ticketstore import actions
+from ticketstore.actions import Action, Conflict, TicketNotFound
+from ticketstore.api.maintenance import WindowList, WindowView, list_parameters
+from ticketstore.api.models import AcknowledgeBody, ActorBody, AssignBody, CommentBody, StatusBody
+from ticketstore.api.openapi import openapi_document
+from ticketstore.api.queries import DEFAULT_LIMIT, MAX_LIMIT, TicketFilters, TicketQueries
+from ticketstore.maintenance import InvalidWindow, Window, WindowNotFound, WindowRequest
 from ticketstore.store import TicketStore
 from ticketstore.ticket import STATUSES
-from ticketstore.views import AcknowledgeBody, ActorBody, AssignBody, CommentBody, StatusBody
+from ticketstore.windows import MaintenanceWindows, WindowAlreadyEnded
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ DEFAULT_ACTOR = "operator"
 RETRY_AFTER_S = 5
 _TICKET = r"/api/tickets/{id:\d{1,18}}"
 _NUL = "\x00"
+_WINDOW = r"/api/maintenance/{id:\d{1,18}}"
 _LIST_PARAMETERS = frozenset({"status", "severity", "source", "host", "dedup_key", "q", "limit", "cursor"})
 
 
@@ -61,6 +65,10 @@ def ticket_api(store: TicketStore, queries: TicketQueries, config: ApiConfig) ->
         web.post(f"{_TICKET}/resolve", _answering(api.resolve)),
         web.post(f"{_TICKET}/close", _answering(api.close)),
         web.get("/api/stats", _answering(api.stats)),
+        web.post("/api/maintenance", _answering(api.create_window)),
+        web.get("/api/maintenance", _answering(api.list_windows)),
+        web.get(_WINDOW, _answering(api.get_window)),
+        web.delete(_WINDOW, _answering(api.end_window)),
         web.get("/api/openapi.json", api.openapi),
     ]
 
@@ -85,8 +93,13 @@ def _answering(handler: Handler) -> Handler:
             return web.json_response(refused.body, status=refused.status, headers=refused.headers)
         except TicketNotFound:
             return web.json_response({"error": "not_found", "detail": "no such ticket"}, status=404)
-        except Conflict as exc:
+        except WindowNotFound:
+            return web.json_response({"error": "not_found", "detail": "no such maintenance window"}, status=404)
+        except (Conflict, WindowAlreadyEnded) as exc:
             return web.json_response({"error": "conflict", "detail": str(exc)}, status=409)
+        except InvalidWindow as exc:
+            detail = [{"loc": ["body", exc.field], "msg": exc.msg}]
+            return web.json_response({"error": "invalid_request", "detail": detail}, status=422)
         except Unavailable as exc:
             logger.warning("ticket API answered 503 on %s %s: %s", request.method, request.path, exc)
             body = {"error": "unavailable", "detail": "the ticket store cannot be reached now"}
@@ -102,6 +115,7 @@ class _TicketApi:
         self._operators = dict(config.tokens)
         self._readers = [*config.tokens, *config.read_tokens]
         self._document = openapi_document()
+        self._windows = MaintenanceWindows(store)
 
     # --- reads --------------------------------------------------------------------------------------------
 
@@ -131,32 +145,32 @@ class _TicketApi:
     async def acknowledge(self, request: web.Request) -> web.Response:
         bound = self._authorize_action(request)
         body = await _body(request, AcknowledgeBody)
-        return await self._act(request, operator.acknowledge(_actor(bound, body.by, required=True)))
+        return await self._act(request, actions.acknowledge(_actor(bound, body.by, required=True)))
 
     async def assign(self, request: web.Request) -> web.Response:
         bound = self._authorize_action(request)
         body = await _body(request, AssignBody)
-        return await self._act(request, operator.assign(_actor(bound, body.by), body.group, body.assignee))
+        return await self._act(request, actions.assign(_actor(bound, body.by), body.group, body.assignee))
 
     async def comment(self, request: web.Request) -> web.Response:
         bound = self._authorize_action(request)
         body = await _body(request, CommentBody)
-        return await self._act(request, operator.comment(_actor(bound, body.by, required=True), body.text))
+        return await self._act(request, actions.comment(_actor(bound, body.by, required=True), body.text))
 
     async def status(self, request: web.Request) -> web.Response:
         bound = self._authorize_action(request)
         body = await _body(request, StatusBody)
-        return await self._act(request, operator.set_status(_actor(bound, body.by), body.status))
+        return await self._act(request, actions.set_status(_actor(bound, body.by), body.status))
 
     async def resolve(self, request: web.Request) -> web.Response:
         bound = self._authorize_action(request)
         body = await _body(request, ActorBody)
-        return await self._act(request, operator.resolve(_actor(bound, body.by)))
+        return await self._act(request, actions.resolve(_actor(bound, body.by)))
 
     async def close(self, request: web.Request) -> web.Response:
         bound = self._authorize_action(request)
         body = await _body(request, ActorBody)
-        return await self._act(request, operator.close(_actor(bound, body.by)))
+        return await self._act(request, actions.close(_actor(bound, body.by)))
 
     async def _act(self, request: web.Request, action: Action) -> web.Response:
         ticket_id = _ticket_id(request)
@@ -165,6 +179,37 @@ class _TicketApi:
         if ticket is None:  # acted on, then gone: only if someone deleted it in between
             raise TicketNotFound(ticket_id)
         return _json(ticket)
+
+    # --- maintenance windows (CONTRACT §8) -----------------------------------------------------------------
+
+    async def create_window(self, request: web.Request) -> web.Response:
+        bound = self._authorize_action(request)
+        body = await _body(request, WindowRequest)
+        window = await self._windows.create(body, _actor(bound, body.by))
+        return self._window(window, status=201)
+
+    async def list_windows(self, request: web.Request) -> web.Response:
+        self._authorize_read(request)
+        state, errors = list_parameters(request.rel_url.query)
+        if errors:
+            raise _invalid(errors)
+        windows = await self._windows.list(state)
+        now, zone = self._store.now(), self._windows.zone
+        return _json(WindowList(windows=[WindowView.of(w, now, zone) for w in windows]))
+
+    async def get_window(self, request: web.Request) -> web.Response:
+        self._authorize_read(request)
+        return self._window(await self._windows.get(int(request.match_info["id"])))
+
+    async def end_window(self, request: web.Request) -> web.Response:
+        """End it now; it stays listed as ended, with who ended it."""
+        bound = self._authorize_action(request)
+        body = await _body(request, ActorBody)
+        return self._window(await self._windows.end(int(request.match_info["id"]), _actor(bound, body.by)))
+
+    def _window(self, window: Window, status: int = 200) -> web.Response:
+        view = WindowView.of(window, self._store.now(), self._windows.zone)
+        return web.json_response(text=view.model_dump_json(), status=status)
 
     # --- who may ------------------------------------------------------------------------------------------
 

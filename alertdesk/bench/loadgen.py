@@ -59,11 +59,11 @@ def fleet(count: int) -> list[Key]:
     return [Key(i, SOURCES[i % 3]) for i in range(count)]
 
 
-def request(host: str, key: Key, problem: bool, seq: int) -> bytes:
-    """One webhook request as the source would send it (Nagios form, Zabbix and Orion JSON)."""
+def body(key: Key, problem: bool) -> dict[str, str]:
+    """One alert of the mix as its source would send it: Nagios's macros, Zabbix's media-type parameters, Orion's."""
     i, ep = key.index, 1000 * key.index + key.episode
     if key.source == "nagios":
-        fields = {
+        return {
             "NOTIFICATIONTYPE": "PROBLEM" if problem else "RECOVERY",
             "HOSTNAME": f"web-{i:04d}",
             "SERVICEDESC": "Disk /var",
@@ -73,47 +73,47 @@ def request(host: str, key: Key, problem: bool, seq: int) -> bytes:
             "LASTSERVICEPROBLEMID": "0" if problem else str(ep),
             "pd_nagios_object": "service",
         }
-        body = urllib.parse.urlencode(fields).encode()
-        ctype = "application/x-www-form-urlencoded"
-    elif key.source == "zabbix":
-        body = json.dumps(
-            {
-                "EVENT.SOURCE": "0",
-                "EVENT.ID": str(ep),
-                "EVENT.VALUE": "1" if problem else "0",
-                "EVENT.UPDATE.STATUS": "0",
-                "EVENT.NSEVERITY": "4",
-                "EVENT.NAME": "High CPU utilization (over 90% for 5m)",
-                "TRIGGER.ID": str(20000 + i),
-                "HOST.HOST": f"db-{i:04d}",
-                "HOST.NAME": f"db-{i:04d}.corp",
-                "HOST.IP": f"10.1.{i // 250}.{i % 250}",
-                "ALERT.SUBJECT": "Problem: High CPU utilization (over 90% for 5m)",
-                "ALERT.MESSAGE": "Problem started at 03:00:00 on 2026.03.14\r\nProblem name: High CPU utilization",
-                "EVENT.UPDATE.ACTION": "{EVENT.UPDATE.ACTION}",
-            }
-        ).encode()
-        ctype = "application/json"
+    if key.source == "zabbix":
+        return {
+            "EVENT.SOURCE": "0",
+            "EVENT.ID": str(ep),
+            "EVENT.VALUE": "1" if problem else "0",
+            "EVENT.UPDATE.STATUS": "0",
+            "EVENT.NSEVERITY": "4",
+            "EVENT.NAME": "High CPU utilization (over 90% for 5m)",
+            "TRIGGER.ID": str(20000 + i),
+            "HOST.HOST": f"db-{i:04d}",
+            "HOST.NAME": f"db-{i:04d}.corp",
+            "HOST.IP": f"10.1.{i // 250}.{i % 250}",
+            "ALERT.SUBJECT": "Problem: High CPU utilization (over 90% for 5m)",
+            "ALERT.MESSAGE": "Problem started at 03:00:00 on 2026.03.14\r\nProblem name: High CPU utilization",
+            "EVENT.UPDATE.ACTION": "{EVENT.UPDATE.ACTION}",
+        }
+    return {
+        "event_type": "trigger" if problem else "reset",
+        "AlertObjectID": str(i + 1),
+        "AlertActiveID": str(ep),
+        "AlertName": "Interface down",
+        "AlertMessage": "Interface Gi1/0/24 on CORE-SW is down",
+        "Severity": "Critical",
+        "NodeName": f"CORE-SW-{i:04d}",
+        "ObjectType": "Interface",
+        "EntityCaption": "GigabitEthernet1/0/24",
+    }
+
+
+def request(host: str, key: Key, problem: bool, seq: int) -> bytes:
+    """One webhook request of the mix: Nagios as the form `pagerduty_nagios.pl` posts, Zabbix and Orion as JSON."""
+    fields = body(key, problem)
+    if key.source == "nagios":
+        data, ctype = urllib.parse.urlencode(fields).encode(), "application/x-www-form-urlencoded"
     else:
-        body = json.dumps(
-            {
-                "event_type": "trigger" if problem else "reset",
-                "AlertObjectID": str(i + 1),
-                "AlertActiveID": str(ep),
-                "AlertName": "Interface down",
-                "AlertMessage": "Interface Gi1/0/24 on CORE-SW is down",
-                "Severity": "Critical",
-                "NodeName": f"CORE-SW-{i:04d}",
-                "ObjectType": "Interface",
-                "EntityCaption": "GigabitEthernet1/0/24",
-            }
-        ).encode()
-        ctype = "application/json"
+        data, ctype = json.dumps(fields).encode(), "application/json"
     head = (
         f"POST /webhooks/{key.source} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {ctype}\r\n"
-        f"Content-Length: {len(body)}\r\nIdempotency-Key: bench-{os.getpid()}-{seq}\r\n\r\n"
+        f"Content-Length: {len(data)}\r\nIdempotency-Key: bench-{os.getpid()}-{seq}\r\n\r\n"
     )
-    return head.encode() + body
+    return head.encode() + data
 
 
 def dedup_key(key: Key) -> str:

@@ -23,9 +23,9 @@ from pamqp.common import FieldTable
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
-from dedup.broker_metrics import BrokerMetrics
-from dedup.partitions import partition_of
-from dedup.topology import Stream, Topology, close_quietly, declare
+from dedup.rabbitmq.metrics import BrokerMetrics
+from dedup.rabbitmq.partitions import partition_of
+from dedup.rabbitmq.topology import Stream, Topology, close_quietly, declare
 from normalizers.schema import SCHEMA_VERSION, Alert, Unavailable
 
 logger = logging.getLogger(__name__)

@@ -12,9 +12,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from normalizers.schema import Severity, Source
-from ticketstore.queries import DEFAULT_LIMIT, MAX_LIMIT
-from ticketstore.ticket import STATUSES
-from ticketstore.views import (
+from ticketstore.api.maintenance import WindowList, WindowView
+from ticketstore.api.models import (
     AcknowledgeBody,
     ActorBody,
     AssignBody,
@@ -22,8 +21,11 @@ from ticketstore.views import (
     Stats,
     StatusBody,
     TicketPage,
-    TicketView,
 )
+from ticketstore.api.queries import DEFAULT_LIMIT, MAX_LIMIT
+from ticketstore.maintenance import STATES, WindowRequest
+from ticketstore.ticket import STATUSES
+from ticketstore.view import TicketView
 
 _REF = "#/components/schemas/{model}"
 _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
@@ -35,6 +37,9 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (AssignBody, "validation"),
     (CommentBody, "validation"),
     (StatusBody, "validation"),
+    (WindowView, "serialization"),
+    (WindowList, "serialization"),
+    (WindowRequest, "validation"),
 ]
 
 _ERROR = {
@@ -66,8 +71,8 @@ _ERRORS = {
     "400": "the body is not a JSON object",
     "401": "a token is configured and the request has no valid `Authorization: Bearer` token",
     "403": "the token is read-only",
-    "404": "no such ticket",
-    "409": "the action does not apply to the ticket as it is now (e.g. acknowledging a closed ticket)",
+    "404": "no such ticket (or maintenance window)",
+    "409": "the action does not apply as things are now (e.g. acknowledging a closed ticket, ending an ended window)",
     "413": "the body is larger than 1 MiB",
     "422": "a field or query parameter is missing, unknown or out of range; `detail` names it",
     "503": "the ticket store cannot be reached now; retry after `Retry-After` seconds",
@@ -124,6 +129,8 @@ def openapi_document() -> dict[str, Any]:
             "/api/tickets/{id}/close": {
                 "post": _action("closeTicket", "Close the ticket (resolving it if active)", "ActorBody", optional=True)
             },
+            "/api/maintenance": {"post": _create_window(), "get": _list_windows()},
+            "/api/maintenance/{id}": {"get": _get_window(), "delete": _end_window()},
             "/api/stats": {
                 "get": {
                     "operationId": "stats",
@@ -172,6 +179,63 @@ def _list_tickets() -> dict[str, Any]:
             query("cursor", "the next_cursor of the previous page (opaque)"),
         ],
         "responses": {"200": _json("a page of tickets", "TicketPage"), **_error_responses("401", "422", "503")},
+    }
+
+
+def _create_window() -> dict[str, Any]:
+    return {
+        "operationId": "createMaintenanceWindow",
+        "summary": (
+            "Silence matching alerts for a time (CONTRACT §8): their tickets open suppressed, clocks paused, no "
+            "notification or escalation; when the window is over the tickets still active page once. `match` "
+            "takes shell patterns (all given must match); an empty match needs `all: true`. Give `ends_at` or "
+            "`duration`; `recurrence` (weekly days and local times in the policy's time zone, or a string like "
+            "`sun 02:00-04:00`) makes it recur between `starts_at` and `ends_at` (no end: standing)"
+        ),
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": _REF.format(model="WindowRequest")}}},
+        },
+        "responses": {
+            "201": _json("the window, with its id", "WindowView"),
+            **_error_responses("400", "401", "403", "422", "503"),
+        },
+    }
+
+
+def _list_windows() -> dict[str, Any]:
+    return {
+        "operationId": "listMaintenanceWindows",
+        "summary": "Maintenance windows, oldest first (the newest 200 ended ones)",
+        "parameters": [
+            {"name": "state", "in": "query", "description": ", ".join(STATES), "schema": {"type": "string"}}
+        ],
+        "responses": {"200": _json("the windows", "WindowList"), **_error_responses("401", "422", "503")},
+    }
+
+
+def _get_window() -> dict[str, Any]:
+    return {
+        "operationId": "getMaintenanceWindow",
+        "summary": "One maintenance window",
+        "parameters": [_ID],
+        "responses": {"200": _json("the window", "WindowView"), **_error_responses("401", "404", "503")},
+    }
+
+
+def _end_window() -> dict[str, Any]:
+    return {
+        "operationId": "endMaintenanceWindow",
+        "summary": "End the window now (it stays listed as ended, with who ended it); its tickets resume",
+        "parameters": [_ID],
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": {"$ref": _REF.format(model="ActorBody")}}},
+        },
+        "responses": {
+            "200": _json("the window, ended", "WindowView"),
+            **_error_responses("400", "401", "403", "404", "409", "503"),
+        },
     }
 
 

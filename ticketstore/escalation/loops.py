@@ -1,4 +1,5 @@
-"""The store worker's background chores: escalation scan, notification outbox, flapping settle, pruning.
+"""The store worker's background chores: escalation scan, notification outbox, maintenance windows' ends,
+flapping settle, pruning.
 
 Each runs on its own period and survives a failing round (the database may be down: it waits for the next one),
 so `alertdesk run` and `alertdesk store` keep deadlines and notifications moving without a separate process.
@@ -9,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from normalizers.schema import AlertdeskError, Severity
-from ticketstore.notify import Notifier
-from ticketstore.queries import TicketQueries
+from ticketstore.escalation.notify import Notifier
+from ticketstore.escalation.resume import Seen, resume_ended, silence_open
+from ticketstore.escalation.scan import escalate_due
 from ticketstore.store import TicketStore
 from ticketstore.ticket import STATUSES
 
@@ -33,6 +35,9 @@ class EscalationMetrics:
             "SLA breaches, by kind and severity",
             ["kind", "severity"],
             registry=registry,
+        )
+        self.windows = Gauge(
+            "alertdesk_maintenance_windows_active", "Maintenance windows covering now", registry=registry
         )
         self.tickets = Gauge(
             "alertdesk_tickets", "Tickets by status and current severity", ["status", "severity"], registry=registry
@@ -51,28 +56,32 @@ class Background:
     def __init__(
         self,
         store: TicketStore,
-        queries: TicketQueries,
         notifier: Notifier,
         metrics: EscalationMetrics,
         *,
         retention: timedelta,
         scan_every: float = 1.0,
+        more: Sequence[tuple[str, float, Callable[[], Awaitable[object]]]] = (),
     ) -> None:
+        """`more`: further chores (name, period in seconds, coroutine), e.g. the trackers' loop."""
         self._store = store
-        self._queries = queries
         self._notifier = notifier
         self._metrics = metrics
         self._retention = retention
         self._scan_every = scan_every
+        self._more = tuple(more)
         self._tasks: list[asyncio.Task[None]] = []
+        self._windows_seen: Seen = set()  # windows whose already-open tickets this process has silenced
 
     def start(self) -> None:
         chores: list[tuple[str, float, Callable[[], Awaitable[object]]]] = [
             ("escalation", self._scan_every, self.escalate),
+            ("maintenance", self._scan_every, self.resume),
             ("notifications", self._scan_every, self._notifier.run_once),
             ("flapping", 30.0, self._store.settle_flapping),
             ("prune", 3600.0, lambda: self._store.prune_processed(self._retention)),
             ("ticket counts", 15.0, self.count_tickets),
+            *self._more,
         ]
         self._tasks = [asyncio.create_task(_every(name, period, chore), name=name) for name, period, chore in chores]
 
@@ -84,7 +93,7 @@ class Background:
                 await task
 
     async def escalate(self) -> int:
-        fired = await self._store.escalate_due()
+        fired = await escalate_due(self._store)
         for notice, severity in fired:
             if notice.event == "escalated":
                 self._metrics.escalations.labels(str(notice.level)).inc()
@@ -92,8 +101,16 @@ class Background:
                 self._metrics.breaches.labels(notice.tag, severity).inc()
         return len(fired)
 
+    async def resume(self) -> int:
+        """Tickets whose maintenance window is over resume (their held `opened` goes to the outbox); tickets
+        already open when a window starts are silenced too. Returns how many resumed."""
+        round_ = await resume_ended(self._store)
+        self._metrics.windows.set(round_.active_windows)
+        await silence_open(self._store, self._windows_seen)
+        return round_.resumed
+
     async def count_tickets(self) -> None:
-        counts = await self._queries.count_by_status()
+        counts = await self._store.count_by_status()
         for status in STATUSES:
             for severity in Severity:
                 self._metrics.tickets.labels(status, severity.value).set(counts.get((status, severity.value), 0))

@@ -18,9 +18,9 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import TypeAdapter, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
-from dedup.broker import REASON_HEADER, SCHEMA_HEADER, STAGE_HEADER, Sender
-from dedup.broker_metrics import BrokerMetrics
-from dedup.topology import Topology
+from dedup.rabbitmq.broker import REASON_HEADER, SCHEMA_HEADER, STAGE_HEADER, Sender
+from dedup.rabbitmq.metrics import BrokerMetrics
+from dedup.rabbitmq.topology import Topology
 from normalizers.schema import SCHEMA_VERSION, Unavailable
 
 logger = logging.getLogger(__name__)

@@ -31,9 +31,11 @@ from pathlib import Path
 import asyncpg
 import orjson
 
-from alertdesk import baseline, runtime
-from alertdesk.loadgen import Key, Ports, fleet, percentile, read_response, request, wait_answering
+from alertdesk import runtime
+from alertdesk.bench import baseline
+from alertdesk.bench.loadgen import Key, Ports, fleet, percentile, read_response, request, wait_answering
 from alertdesk.settings import Settings
+from ticketstore.db import create_schema, drop_schema, libpq_url
 
 DEFAULT_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
@@ -76,7 +78,7 @@ def bench_distributed(args: argparse.Namespace) -> int:
             "ALERTDESK_DATABASE_SCHEMA": prefix,
             "ALERTDESK_LOG_LEVEL": "WARNING",
         }
-        runtime.run(lambda: _schema(database_url, f'CREATE SCHEMA "{prefix}"'))
+        runtime.run(lambda: create_schema(database_url, prefix))
         children: dict[str, list[tuple[subprocess.Popen[bytes], int]]] = {}
         ports = Ports()
         try:
@@ -160,7 +162,7 @@ async def _connection(port: int, keys: list[Key], run: Run, pace: float, rng: ra
 
 
 async def _check(run: Run, database_url: str, schema: str) -> int:
-    conn = await asyncpg.connect(_raw(database_url), server_settings={"search_path": schema})
+    conn = await asyncpg.connect(libpq_url(database_url), server_settings={"search_path": schema})
     try:
         applied = [r[0] for r in await conn.fetch("SELECT alert_id FROM processed_alerts")]
         tickets = {
@@ -251,24 +253,12 @@ def _histogram_p99(ports: list[int], name: str) -> float:
     return previous_bound
 
 
-def _raw(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
-async def _schema(database_url: str, sql: str) -> None:
-    conn = await asyncpg.connect(_raw(database_url))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def _cleanup(broker_url: str, prefix: str, partitions: int, database_url: str) -> None:
     import aio_pika
 
-    from dedup.topology import Topology, delete
+    from dedup.rabbitmq.topology import Topology, delete
 
     connection = await aio_pika.connect(broker_url)
     async with connection:
         await delete(connection, Topology(prefix, partitions))
-    await _schema(database_url, f'DROP SCHEMA IF EXISTS "{prefix}" CASCADE')
+    await drop_schema(database_url, prefix)

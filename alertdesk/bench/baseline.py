@@ -23,7 +23,7 @@ import aio_pika
 from aiohttp import web
 
 from alertdesk import runtime
-from alertdesk.loadgen import percentile
+from alertdesk.bench.loadgen import percentile
 from alertdesk.server import serve
 
 ALERT_SIZE = 700  # bytes: an alert as alertdesk publishes it, JSON

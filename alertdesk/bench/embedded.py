@@ -5,7 +5,7 @@ defaults (or any `--url`). Each key belongs to one connection, so its events arr
 expected tickets can be computed exactly: for every key, the occurrences of its tickets must add up to the
 problems that were answered 202, and it must have one ticket per problem episode.
 
-Mix (`alertdesk.loadgen`): the three sources in equal parts over `--keys` problems; a key with no open problem
+Mix (`alertdesk.bench.loadgen`): the three sources in equal parts over `--keys` problems; a key with no open problem
 gets a new one; an open one gets a repeat (~80% of all alerts) or, one time in ten, its recovery.
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alertdesk import runtime
-from alertdesk.loadgen import Key, Ports, dedup_key, fleet, percentile, read_response, request, wait_answering
+from alertdesk.bench.loadgen import Key, Ports, dedup_key, fleet, percentile, read_response, request, wait_answering
 
 FLAPPING_CYCLES = 3  # the shipped policy: 3 open/resolve cycles within 1 h make a key flap (CONTRACT §2)
 
@@ -134,7 +134,7 @@ def bench(args: argparse.Namespace) -> int:
         port = Ports().take()
         env = {**os.environ, "ALERTDESK_PORT": str(port), "ALERTDESK_LOG_LEVEL": "WARNING"}
         env["ALERTDESK_DATABASE_URL"] = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        server = ["alertdesk.baseline", str(port)] if args.baseline else ["alertdesk.cli", "run"]
+        server = ["alertdesk.bench.baseline", str(port)] if args.baseline else ["alertdesk.cli", "run"]
         child = subprocess.Popen([sys.executable, "-m", *server], env=env, cwd=tmp)
         try:
             wait_answering(child, port, "/healthz", timeout=30)

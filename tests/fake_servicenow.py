@@ -1,0 +1,161 @@
+"""A ServiceNow instance on 127.0.0.1 speaking the Table API for `incident`, as its documentation describes it.
+
+Basic auth (401 with ServiceNow's error body otherwise); `GET /api/now/table/incident?sysparm_query=…` answers
+`{"result": [...]}`; `POST` creates (201) and `PATCH …/{sys_id}` updates (200), both `{"result": {...}}`; work
+notes and comments are journal entries. Tests drive it into failures: answers queued up front (429 with
+Retry-After, 503), a create whose answer is lost (the record is made, the connection dropped), a slow or held
+server, and a password that changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+INCIDENTS = "/api/now/table/incident"
+
+
+@dataclass
+class Incident:
+    fields: dict[str, Any]
+    work_notes: list[str] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FakeServiceNow:
+    port: int
+    user: str = "alertdesk.integration"
+    password: str = "s3cret-1"
+    incidents: list[Incident] = field(default_factory=list)
+    requests: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, answered status
+    queued: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # next answers: status, headers
+    lose_create_answers: int = 0  # creates whose answer is lost after the record was made
+    hibernating: int = 0  # answers of a hibernating instance: 200 with an HTML page
+    empty_create_answers: int = 0  # creates answered `{"result": {}}`
+    delay: float = 0.0  # seconds before each answer
+    hold_creates: asyncio.Event | None = None  # a create waits for it after making the record
+    server: TestServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> FakeServiceNow:
+        app = web.Application()
+        app.router.add_get(INCIDENTS, self._guarded(self._list))
+        app.router.add_post(INCIDENTS, self._guarded(self._create))
+        app.router.add_patch(INCIDENTS + "/{sys_id}", self._guarded(self._update))
+        self.server = TestServer(app, host="127.0.0.1", port=self.port)
+        await self.server.start_server()
+        return self
+
+    async def stop(self) -> None:
+        if self.hold_creates is not None:
+            self.hold_creates.set()
+        if self.server is not None:
+            await self.server.close()
+
+    def by_correlation(self, correlation_id: str) -> list[Incident]:
+        return [i for i in self.incidents if i.fields["correlation_id"] == correlation_id]
+
+    # --- the API ----------------------------------------------------------------------------------------------
+
+    def _guarded(self, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
+        async def run(request: web.Request) -> web.StreamResponse:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            if self.hibernating:
+                self.hibernating -= 1
+                self.requests.append((request.method, request.path, 200))
+                return web.Response(
+                    text="<html><body>Your instance is hibernating</body></html>", content_type="text/html"
+                )
+            if self.queued:
+                status, headers = self.queued.pop(0)
+                self.requests.append((request.method, request.path, status))
+                return _failure(status, "Too many requests" if status == 429 else "Service Unavailable", headers)
+            if not self._authorized(request):
+                self.requests.append((request.method, request.path, 401))
+                return _failure(401, "User Not Authenticated", {"WWW-Authenticate": 'Basic realm="Service-now"'})
+            answer: web.StreamResponse = await handler(request)
+            self.requests.append((request.method, request.path, answer.status))
+            return answer
+
+        return run
+
+    def _authorized(self, request: web.Request) -> bool:
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        if scheme != "Basic":
+            return False
+        return base64.b64decode(encoded).decode() == f"{self.user}:{self.password}"
+
+    async def _list(self, request: web.Request) -> web.Response:
+        query = request.query.get("sysparm_query", "")
+        match = re.match(r"correlation_id=([^^]*)", query)
+        found = [i for i in self.incidents if match is None or i.fields["correlation_id"] == match[1]]
+        limit = int(request.query.get("sysparm_limit", "10000"))
+        wanted = request.query.get("sysparm_fields")
+        rows = [_only(i.fields, wanted) for i in found[:limit]]
+        return web.json_response({"result": rows})
+
+    async def _create(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        incident = Incident(
+            {
+                "sys_id": uuid.uuid4().hex,
+                "number": f"INC{10001 + len(self.incidents):07d}",
+                "state": "1",
+                "correlation_id": "",
+                "sys_updated_by": self.user,
+                **{k: v for k, v in body.items() if k not in ("work_notes", "comments")},
+            }
+        )
+        _journal(incident, body)
+        self.incidents.append(incident)
+        if self.hold_creates is not None:
+            await self.hold_creates.wait()
+        if self.lose_create_answers:
+            self.lose_create_answers -= 1
+            assert request.transport is not None
+            request.transport.close()  # the record exists; its answer never arrives
+            return web.Response(status=201)
+        if self.empty_create_answers:
+            self.empty_create_answers -= 1
+            return web.json_response({"result": {}}, status=201)
+        return web.json_response({"result": incident.fields}, status=201)
+
+    async def _update(self, request: web.Request) -> web.Response:
+        found = [i for i in self.incidents if i.fields["sys_id"] == request.match_info["sys_id"]]
+        if not found:
+            return _failure(404, "No Record found", {}, "Record doesn't exist or ACL restricts the record retrieval")
+        body = await request.json()
+        found[0].fields.update({k: v for k, v in body.items() if k not in ("work_notes", "comments")})
+        _journal(found[0], body)
+        return web.json_response({"result": found[0].fields})
+
+
+def _journal(incident: Incident, body: dict[str, Any]) -> None:
+    if body.get("work_notes"):
+        incident.work_notes.append(body["work_notes"])
+    if body.get("comments"):
+        incident.comments.append(body["comments"])
+
+
+def _only(fields: dict[str, Any], wanted: str | None) -> dict[str, Any]:
+    if not wanted:
+        return dict(fields)
+    return {name: fields.get(name, "") for name in wanted.split(",")}
+
+
+def _failure(status: int, message: str, headers: dict[str, str], detail: str | None = None) -> web.Response:
+    body = {"error": {"message": message, "detail": detail}, "status": "failure"}
+    return web.json_response(body, status=status, headers=headers)

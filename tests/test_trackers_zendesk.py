@@ -1,0 +1,161 @@
+"""Zendesk as the team sees it: one ticket per alertdesk ticket (found by `external_id`), its priority and status
+following the alertdesk ticket, internal notes for the rest, and the triggers' webhooks taken back once — against a
+local server speaking the Tickets API (tests/fake_zendesk.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dedup.fold import fold
+from tests.conftest import Clock
+from tests.fake_zendesk import FakeZendesk
+from tests.process import free_port
+from tests.tracker_side import (
+    INBOUND_TOKEN,
+    RUNBOOK,
+    TITLE,
+    history,
+    inbound_api,
+    post,
+    problem,
+    side,
+    ticket,
+    tracker_rows,
+)
+from ticketstore import actions
+from ticketstore.db import Engines
+from ticketstore.policy import Policy
+
+
+@pytest.fixture
+async def zendesk() -> AsyncIterator[FakeZendesk]:
+    server = await FakeZendesk(free_port()).start()
+    yield server
+    await server.stop()
+
+
+def policy_for(zendesk: FakeZendesk, tmp_path: Path) -> Policy:
+    (tmp_path / "zendesk.token").write_text(zendesk.token + "\n")
+    (tmp_path / "zendesk.inbound").write_text(INBOUND_TOKEN)
+    return Policy.model_validate(
+        {
+            "trackers": {
+                "zd": {
+                    "type": "zendesk",
+                    "url": zendesk.url,
+                    "user": zendesk.email,
+                    "token_file": str(tmp_path / "zendesk.token"),
+                    "inbound_token_file": str(tmp_path / "zendesk.inbound"),
+                }
+            },
+            "severities": {
+                "critical": {
+                    "priority": "P1",
+                    "tracker": "zd",
+                    "runbook": "https://wiki.example.net/runbooks/{source}/{host}/{service}",
+                }
+            },
+        }
+    )
+
+
+async def test_one_zendesk_ticket_follows_the_alertdesk_ticket_to_solved(
+    engines: Engines, clock: Clock, zendesk: FakeZendesk, tmp_path: Path
+) -> None:
+    zendesk.queued = [(429, {"Retry-After": "30"})]
+    zendesk.lose_create_answers = 1
+    async with side(engines, policy_for(zendesk, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([problem(clock)]))
+        await s.dispatcher.run_once()  # 429
+        clock.advance(seconds=30)
+        await s.dispatcher.run_once()  # created, answer lost
+        clock.advance(seconds=20)
+        await s.dispatcher.run_once()  # found by external_id
+        await s.store.act(1, actions.acknowledge("maria.rossi"))
+        await s.drain()
+        assert zendesk.tickets[0].fields["status"] == "open"
+        await s.store.act(1, actions.resolve("maria.rossi"))
+        await s.drain()
+
+    (remote,) = zendesk.tickets
+    assert remote.fields["id"] == 4711
+    assert remote.fields["subject"] == TITLE
+    assert remote.fields["external_id"] == "INC-000001"
+    assert (remote.fields["priority"], remote.fields["type"], remote.fields["status"]) == (
+        "urgent",
+        "incident",
+        "solved",
+    )
+    assert f"Runbook: {RUNBOOK}" in remote.comments[0]["body"]
+    assert all(c["public"] is False for c in remote.comments)
+    assert [c["body"] for c in remote.comments[1:]] == [
+        "[alertdesk] acknowledged by maria.rossi",
+        "[alertdesk] resolved by maria.rossi: resolved by operator",
+    ]
+    assert (await ticket(engines)).external_refs == {"zd": "4711"}
+    failures = [d for _, _, d in await history(engines, "tracker_failed")]
+    assert len(failures) == 2 and "HTTP 429" in failures[0] and "retrying in 0:00:30" in failures[0]
+
+
+def trigger(event: str, **fields: str) -> dict[str, Any]:
+    """The body of deploy/trackers/zendesk.md's triggers, placeholders filled in."""
+    return {
+        "event": event,
+        "ticket_id": "4711",
+        "external_id": "INC-000001",
+        "updated_at": "2026-03-14 03:20:11 +0000",
+        "status": "open",
+        "assignee": "",
+        "group": "",
+        "updated_by": "jane.doe@example.com",
+        "updated_by_name": "Jane Doe",
+        "comment": "",
+        **fields,
+    }
+
+
+async def test_trigger_webhooks_come_back_once_and_alertdesks_own_are_not_echoed(
+    engines: Engines, clock: Clock, zendesk: FakeZendesk, tmp_path: Path
+) -> None:
+    policy = policy_for(zendesk, tmp_path)
+    async with side(engines, policy, clock) as s, inbound_api(s.store, policy) as api:
+        await s.store.apply_batch(fold([problem(clock)]))
+        await s.drain()
+        url = f"{api}/zd/events"
+        opened = trigger("update", assignee="Raj Patel", group="DBA")
+        assert await post(url, opened) == (200, {"applied": True, "ticket": "INC-000001"})
+        assert (await post(url, opened))[1]["applied"] is False
+        ours = trigger("update", status="solved", updated_by=zendesk.email, updated_at="2026-03-14 03:21:00 +0000")
+        assert (await post(url, ours))[1]["applied"] is False
+        note = trigger(
+            "comment", comment="[alertdesk] acknowledged by Jane Doe", updated_at="2026-03-14 03:21:30 +0000"
+        )
+        assert (await post(url, note))[1]["applied"] is False
+        said = trigger("comment", comment="replica promoted", updated_at="2026-03-14 03:22:00 +0000")
+        assert (await post(url, said))[0] == 200
+        solved = trigger(
+            "update", status="solved", assignee="Raj Patel", group="DBA", updated_at="2026-03-14 03:25:00 +0000"
+        )
+        assert (await post(url, solved))[0] == 200
+        await s.drain()
+
+    row = await ticket(engines)
+    assert (row.status, row.acknowledged_by, row.assignee, row.assigned_group) == (
+        "resolved",
+        "Jane Doe",
+        "Raj Patel",
+        "DBA",
+    )
+    assert await history(engines, "acknowledged", "assigned", "comment", "resolved") == [
+        ("assigned", "Jane Doe", "group=DBA assignee=Raj Patel"),
+        ("acknowledged", "Jane Doe", ""),
+        ("comment", "Jane Doe", "replica promoted"),
+        ("resolved", "Jane Doe", "resolved in zd"),
+    ]
+    assert [r.event for r in await tracker_rows(engines, "zd")] == ["opened"]
+    assert len(zendesk.tickets[0].comments) == 1

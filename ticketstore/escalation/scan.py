@@ -1,0 +1,43 @@
+"""The escalation scan: claim the tickets with a due deadline and fire what is due, exactly once.
+
+The claim is the ticket row lock (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the write lock on SQLite), so two
+workers never fire the same step, and `review` sees an acknowledgement committed before the claim.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.engine import Connection
+
+from ticketstore import rows
+from ticketstore import tables as t
+from ticketstore.escalation.steps import review
+from ticketstore.store import TicketStore
+from ticketstore.ticket import Notice, TicketRow
+
+
+async def escalate_due(store: TicketStore, limit: int = 100) -> list[tuple[Notice, str]]:
+    """Fire what is due on up to `limit` tickets; returns the events fired with each ticket's peak severity."""
+    now, policy = store.now(), store.policy
+    c = t.tickets.c
+    due = or_(
+        and_(c.next_escalation_at <= now, c.acknowledged_at.is_(None)),
+        and_(c.respond_by <= now, c.acknowledged_at.is_(None), c.response_breached.is_(False)),
+        and_(c.resolve_by <= now, c.resolution_breached.is_(False)),
+    )
+    query = (
+        select(t.tickets)
+        .where(c.status.in_(t.ACTIVE_STATUSES), c.paused_since.is_(None), due)
+        .order_by(c.id)
+        .limit(limit)
+    )
+
+    def run(conn: Connection) -> list[tuple[Notice, str]]:
+        tickets = [TicketRow.from_row(r) for r in conn.execute(rows.for_update(conn, query, skip_locked=True))]
+        before = {id(x): x.snapshot() for x in tickets}
+        changed = [x for x in tickets if review(x, policy, now)]
+        fired = [(notice, x.peak_severity) for x in changed for notice in x.notices]
+        rows.write(conn, policy, changed, before, now)
+        return fired
+
+    return await store.run(run)
