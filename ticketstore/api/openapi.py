@@ -198,7 +198,7 @@ def _create_window() -> dict[str, Any]:
         },
         "responses": {
             "201": _json("the window, with its id", "WindowView"),
-            **_error_responses("400", "401", "403", "422", "503"),
+            **_error_responses("400", "401", "403", "413", "422", "503"),
         },
     }
 
@@ -234,7 +234,7 @@ def _end_window() -> dict[str, Any]:
         },
         "responses": {
             "200": _json("the window, ended", "WindowView"),
-            **_error_responses("400", "401", "403", "404", "409", "503"),
+            **_error_responses("400", "401", "403", "404", "409", "413", "422", "503"),
         },
     }
 
