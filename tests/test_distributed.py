@@ -232,6 +232,7 @@ async def test_1000_concurrent_identical_new_problems_make_one_ticket(pipeline: 
     assert history[0]["n"] < 1000  # repeats were folded before the store: far fewer writes than alerts
 
 
+@pytest.mark.timeout(300)  # 10,000 alerts through five processes: ~60 s alone, over 120 s on a busy 2-core machine
 async def test_kill_9_of_a_dedup_and_a_store_worker_during_a_run_applies_every_alert_once(pipeline: Pipeline) -> None:
     await pipeline.start(workers=2)
     await split_between_two(pipeline)
