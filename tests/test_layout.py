@@ -13,7 +13,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["alertdesk", "ingest", "normalizers", "dedup", "ticketstore", "ticketstore.api", "ticketstore.escalation"]
+PACKAGES = [
+    "alertdesk",
+    "ingest",
+    "normalizers",
+    "dedup",
+    "ticketstore",
+    "ticketstore.api",
+    "ticketstore.escalation",
+    "ticketstore.console",
+]
 
 
 def imports_of(path: Path) -> set[str]:
@@ -45,9 +54,16 @@ def offending(paths: list[Path], forbidden: tuple[str, ...]) -> list[str]:
 
 
 def test_the_core_imports_neither_the_api_nor_escalation() -> None:
-    core = modules_under("ticketstore", leave_out=("api", "escalation"))
+    core = modules_under("ticketstore", leave_out=("api", "escalation", "console"))
     assert core, "no core modules found"
-    assert offending(core, ("ticketstore.api", "ticketstore.escalation")) == []
+    assert offending(core, ("ticketstore.api", "ticketstore.escalation", "ticketstore.console")) == []
+
+
+def test_the_console_sits_on_top_of_the_api_and_nothing_imports_it() -> None:
+    """console → api → core: the console reuses the API's queries; the API and escalation never import it."""
+    below = modules_under("ticketstore/api") + modules_under("ticketstore/escalation")
+    assert offending(below, ("ticketstore.console",)) == []
+    assert offending(modules_under("ticketstore/console"), ("ticketstore.escalation",)) == []
 
 
 def test_the_api_and_escalation_import_the_core_and_not_each_other() -> None:

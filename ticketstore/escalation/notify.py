@@ -38,11 +38,18 @@ class NotifyMetrics:
         self.outbox = Gauge("alertdesk_outbox_pending", "Notifications waiting in the outbox", registry=registry)
 
 
-def render(channel: Channel, p: outbox.Pending) -> dict[str, Any]:
-    """The body each kind of channel expects (CONTRACT §3 for `webhook`)."""
+def ticket_link(public_url: str | None, ticket_id: int) -> str | None:
+    """`<ALERTDESK_PUBLIC_URL>/tickets/{id}`: the ticket's page in the console; None without a public URL."""
+    return f"{public_url.rstrip('/')}/tickets/{ticket_id}" if public_url else None
+
+
+def render(channel: Channel, p: outbox.Pending, public_url: str | None = None) -> dict[str, Any]:
+    """The body each kind of channel expects (CONTRACT §3 for `webhook`); with a public URL, the ticket's link."""
     ticket = json.loads(p.payload)
+    link = ticket_link(public_url, ticket["id"])
     if channel.type == "webhook":
-        return {"event": p.event, "level": p.level, "idempotency_key": p.idempotency_key, "ticket": ticket}
+        body = {"event": p.event, "level": p.level, "idempotency_key": p.idempotency_key, "ticket": ticket}
+        return body if link is None else {**body, "url": link}
     headline = f"[{ticket['priority']}] {ticket['number']} {p.event.replace('_', ' ')}: {ticket['title']}"
     facts = {
         "Severity": ticket["severity"],
@@ -52,10 +59,11 @@ def render(channel: Channel, p: outbox.Pending) -> dict[str, Any]:
         "Escalation level": str(p.level),
     }
     if channel.type == "slack":
+        title = f"*<{link}|{_slack_escape(headline)}>*" if link else f"*{headline}*"
         return {
-            "text": headline,
+            "text": headline if link is None else f"{headline} {link}",
             "blocks": [
-                {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*"}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": title}},
                 {
                     "type": "context",
                     "elements": [{"type": "mrkdwn", "text": " · ".join(f"{k}: {v}" for k, v in facts.items())}],
@@ -69,7 +77,21 @@ def render(channel: Channel, p: outbox.Pending) -> dict[str, Any]:
         "themeColor": _COLOURS.get(ticket["severity"], "607D8B"),
         "title": headline,
         "sections": [{"facts": [{"name": k, "value": v} for k, v in facts.items()]}],
+        **(
+            {}
+            if link is None
+            else {
+                "potentialAction": [
+                    {"@type": "OpenUri", "name": "Open ticket", "targets": [{"os": "default", "uri": link}]}
+                ]
+            }
+        ),
     }
+
+
+def _slack_escape(text: str) -> str:
+    """Slack's three control characters, so a title cannot break out of the link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 class _Retryable(Exception):
@@ -88,7 +110,9 @@ class Notifier:
         timeout: float = 10.0,
         max_attempts: int = 20,
         backoff: timedelta = timedelta(seconds=10),
+        public_url: str | None = None,
     ) -> None:
+        """`public_url`: the console's base (ALERTDESK_PUBLIC_URL); messages then link to the ticket's page."""
         self._engines = engines
         self._policy = policy
         self._session = session
@@ -97,6 +121,7 @@ class Notifier:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_attempts = max_attempts
         self._backoff = backoff
+        self._public_url = public_url
 
     async def run_once(self, limit: int = 20) -> int:
         """Send what is due; returns how many were attempted."""
@@ -114,7 +139,7 @@ class Notifier:
         if channel is None:
             self._metrics.sent.labels(p.channel, "unknown_channel").inc()
             return outbox.Result(p, f"channel {p.channel!r} is no longer in the policy")
-        body = render(channel, p)
+        body = render(channel, p, self._public_url)
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(_Retryable),
