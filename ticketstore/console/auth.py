@@ -22,6 +22,7 @@ from ticketstore.accounts import Accounts, Role, Session, Throttled
 
 COOKIE = "alertdesk_session"
 LOGIN_COOKIE = "alertdesk_login"
+NEW_SESSION = web.RequestKey("console_new_session", str)  # a proxy user's fresh cookie, set on the way out
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Gate:
         if proxied is not None and (session is None or session.user != proxied):
             role = await self._accounts.role_of(proxied) or self._config.proxy_role
             token, session = await self._accounts.session_for(proxied, role)
-            request["set_session"] = token
+            request[NEW_SESSION] = token
         return session
 
     async def form(self, request: web.Request, session: Session, *, operator: bool = True) -> MultiDictProxy[Any]:

@@ -26,7 +26,7 @@ from ticketstore.accounts import Accounts, Session
 from ticketstore.actions import Action, Conflict, TicketNotFound
 from ticketstore.api.queries import TicketFilters, TicketQueries
 from ticketstore.console import charts
-from ticketstore.console.auth import ConsoleConfig, Forbidden, Gate, login_url, redirect
+from ticketstore.console.auth import NEW_SESSION, ConsoleConfig, Forbidden, Gate, login_url, redirect
 from ticketstore.console.dashboard import PERIODS, Dashboard
 from ticketstore.console.queue import SORTS, Queue, Sort, due
 from ticketstore.db import Engines
@@ -129,7 +129,7 @@ class _Pages:
         response.headers["Referrer-Policy"] = "same-origin"
         if not request.path.startswith("/static"):
             response.headers[hdrs.CACHE_CONTROL] = "no-store"
-        token = request.get("set_session")
+        token = request.get(NEW_SESSION)
         if token:
             self.gate.set_cookie(response, token)
 
