@@ -82,8 +82,9 @@ def field(html: str, name: str) -> str:
 
 
 async def make_console(
-    engines: Engines, clock: Clock, aiohttp_client: AiohttpClient, config: ConsoleConfig = ConsoleConfig()
+    engines: Engines, clock: Clock, aiohttp_client: AiohttpClient, config: ConsoleConfig | None = None
 ) -> Console:
+    config = config or ConsoleConfig()
     store = TicketStore(engines, Lifecycle(Policy()), now=clock)
     accounts = Accounts(engines, now=clock, session_hours=config.session_hours)
     app = web.Application()
