@@ -44,7 +44,8 @@ def bars(title: str, categories: Sequence[str], series: Mapping[str, Mapping[str
     names = list(series)
     peak = max((v for values in series.values() for v in values.values()), default=0.0) or 1.0
     slot = WIDTH / max(len(categories), 1)
-    width = max(slot * 0.8 / max(len(names), 1), 0.5)
+    width = min(max(slot * 0.8 / max(len(names), 1), 0.5), 48.0)
+    offset = (slot - width * len(names)) / 2
     drawn: list[Bar] = []
     for i, category in enumerate(categories):
         for j, name in enumerate(names):
@@ -53,7 +54,7 @@ def bars(title: str, categories: Sequence[str], series: Mapping[str, Mapping[str
             figure = f"{value:g}{unit}"
             drawn.append(
                 Bar(
-                    x=round(i * slot + slot * 0.1 + j * width, 2),
+                    x=round(i * slot + offset + j * width, 2),
                     y=round(HEIGHT - height, 2),
                     width=round(width, 2),
                     height=round(height, 2),
@@ -62,6 +63,6 @@ def bars(title: str, categories: Sequence[str], series: Mapping[str, Mapping[str
                 )
             )
     step = max(1, len(categories) // 6)
-    labels = tuple((round(i * slot + slot / 2, 2), c) for i, c in enumerate(categories) if i % step == 0)
+    labels = tuple((round(i * slot + offset, 2), c) for i, c in enumerate(categories) if i % step == 0)
     legend = tuple((name, COLOURS[j % len(COLOURS)]) for j, name in enumerate(names))
     return Chart(title, tuple(drawn), legend, labels, peak, unit)
