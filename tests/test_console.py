@@ -6,10 +6,14 @@ who the history names. The browser-level flows (JavaScript, rendering) are in te
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
 from ipaddress import ip_network
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -22,7 +26,7 @@ from ticketstore.accounts import Accounts
 from ticketstore.api.queries import TicketQueries
 from ticketstore.console.auth import COOKIE, ConsoleConfig
 from ticketstore.console.pages import console
-from ticketstore.db import Engines
+from ticketstore.db import Engines, create_engines
 from ticketstore.lifecycle import Lifecycle
 from ticketstore.policy import Policy
 from ticketstore.store import TicketStore
@@ -331,3 +335,46 @@ async def test_the_dashboard_counts_by_the_database(desk: Console) -> None:
     assert "2026-03-14 · MTTA: 10 min</title>" in page and "2026-03-14 · MTTR: 30 min</title>" in page
     assert "critical · open: 1</title>" in page
     assert (await desk.client.get("/dashboard?days=5")).status == 422
+
+
+def users_cli(workdir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """The real `alertdesk users …` command, its password (if any) on stdin as a script gives it."""
+    env = {**os.environ, "ALERTDESK_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'desk.db'}"}
+    return subprocess.run(
+        [sys.executable, "-m", "alertdesk.cli", "users", *args],
+        input=stdin,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_the_users_command_adds_lists_changes_and_removes_people(tmp_path: Path) -> None:
+    assert users_cli(tmp_path, "add", "alice", stdin=PASSWORD + "\n").stdout == "added alice (operator)\n"
+    assert users_cli(tmp_path, "add", "vera", "--role", "viewer", stdin=PASSWORD + "\n").returncode == 0
+    taken = users_cli(tmp_path, "add", "alice", stdin=PASSWORD + "\n")
+    assert taken.returncode == 1 and "already a person named 'alice'" in taken.stderr
+    short = users_cli(tmp_path, "add", "bob", stdin="short\n")
+    assert short.returncode == 1 and "at least 8 characters" in short.stderr
+    listed = users_cli(tmp_path, "list").stdout.splitlines()
+    assert [line.split("\t")[:2] for line in listed] == [["alice", "operator"], ["vera", "viewer"]]
+
+    engines = create_engines(f"sqlite+aiosqlite:///{tmp_path / 'desk.db'}")
+    try:
+        accounts = Accounts(engines, now=Clock())
+        signed_in = await accounts.sign_in("alice", PASSWORD, "192.0.2.1")
+        assert isinstance(signed_in, tuple)
+        assert users_cli(tmp_path, "passwd", "alice", stdin="another good one\n").returncode == 0
+        assert await accounts.session(signed_in[0]) is None  # a new password ends the old sessions
+        assert await accounts.sign_in("alice", PASSWORD, "192.0.2.1") is None
+        assert isinstance(await accounts.sign_in("alice", "another good one", "192.0.2.1"), tuple)
+        vera = await accounts.sign_in("vera", PASSWORD, "192.0.2.2")
+        assert isinstance(vera, tuple)
+        assert users_cli(tmp_path, "remove", "vera").stdout == "removed vera; their sessions ended\n"
+        assert await accounts.session(vera[0]) is None
+    finally:
+        await engines.dispose()
+    assert users_cli(tmp_path, "remove", "vera").returncode == 1
+    assert [line.split("\t")[0] for line in users_cli(tmp_path, "list").stdout.splitlines()] == ["alice"]
