@@ -378,3 +378,18 @@ async def test_the_users_command_adds_lists_changes_and_removes_people(tmp_path:
         await engines.dispose()
     assert users_cli(tmp_path, "remove", "vera").returncode == 1
     assert [line.split("\t")[0] for line in users_cli(tmp_path, "list").stdout.splitlines()] == ["alice"]
+
+
+async def test_an_unreachable_database_is_a_503_page_not_a_stack_trace(aiohttp_client: AiohttpClient) -> None:
+    engines = create_engines("postgresql+asyncpg://postgres@127.0.0.1:9/nowhere")  # nothing listens on port 9
+    clock = Clock()
+    try:
+        client = await make_console_without_accounts(engines, clock, aiohttp_client, ConsoleConfig())
+        page = await client.get("/tickets", cookies={COOKIE: "some-session"})
+        assert page.status == 503 and page.headers["Retry-After"] == "5"
+        assert "cannot be reached now" in await page.text()
+        csrf = field(await (await client.get("/login")).text(), "csrf")
+        answer = await client.post("/login", data={"username": "alice", "password": PASSWORD, "csrf": csrf})
+        assert answer.status == 503
+    finally:
+        await engines.dispose()

@@ -243,6 +243,3 @@ def _open_session(conn: Connection, session: Session, now: datetime, forget: str
     conn.execute(insert(t.sessions).values(values))
     if forget is not None:  # a right password clears the name's failures (not the address's)
         conn.execute(delete(t.login_failures).where(t.login_failures.c.key == forget))
-
-
-__all__ = ["ROLES", "AccountError", "Accounts", "Role", "Session", "Throttled", "User"]

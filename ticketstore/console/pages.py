@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 Page = Callable[[web.Request, Session], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _TICKET = r"/tickets/{id:\d{1,18}}"
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -91,10 +92,10 @@ def console(
     app.on_response_prepare.append(pages.finish)
     app.add_routes(
         [
-            web.get("/", pages.root),
-            web.get("/login", pages.gate.login_page),
-            web.post("/login", pages.gate.login),
-            web.post("/logout", pages.gate.logout),
+            web.get("/", _reachable(pages.root)),
+            web.get("/login", _reachable(pages.gate.login_page)),
+            web.post("/login", _reachable(pages.gate.login)),
+            web.post("/logout", _reachable(pages.gate.logout)),
             web.get("/tickets", pages.signed_in(pages.queue)),
             web.get("/tickets.csv", pages.signed_in(pages.csv)),
             web.get("/tickets/changes", pages.signed_in(pages.changes)),
@@ -103,6 +104,21 @@ def console(
             web.get("/dashboard", pages.signed_in(pages.dashboard)),
         ]
     )
+
+
+def _reachable(handler: Handler) -> Handler:
+    """The database out of reach: a 503 page saying so (with Retry-After), not a stack trace."""
+
+    async def run(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Unavailable:
+            logger.warning("console answered 503 on %s %s", request.method, request.path)
+            response = _message(request, None, "The ticket database cannot be reached now; try again soon.", 503)
+            response.headers[hdrs.RETRY_AFTER] = "5"
+            return response
+
+    return run
 
 
 def _http_link(value: str) -> str | None:
@@ -133,29 +149,23 @@ class _Pages:
         if token:
             self.gate.set_cookie(response, token)
 
-    def signed_in(self, page: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def signed_in(self, page: Page) -> Handler:
         async def run(request: web.Request) -> web.StreamResponse:
+            session = await self.gate.who(request)
+            if session is None:
+                if request.method == "GET" and not request.path.endswith("/changes"):
+                    return redirect(login_url(request))
+                return _message(request, None, "Please sign in first.", 403)
             try:
-                session = await self.gate.who(request)
-                if session is None:
-                    if request.method == "GET" and not request.path.endswith("/changes"):
-                        return redirect(login_url(request))
-                    return _message(request, None, "Please sign in first.", 403)
-                try:
-                    return await page(request, session)
-                except Forbidden as exc:
-                    return _message(request, session, str(exc), 403)
-                except Invalid as exc:
-                    return _message(request, session, str(exc), 422)
-                except TicketNotFound:
-                    return _message(request, session, "There is no such ticket.", 404)
-            except Unavailable:
-                logger.warning("console answered 503 on %s %s", request.method, request.path)
-                response = _message(request, None, "The ticket database cannot be reached now; try again soon.", 503)
-                response.headers[hdrs.RETRY_AFTER] = "5"
-                return response
+                return await page(request, session)
+            except Forbidden as exc:
+                return _message(request, session, str(exc), 403)
+            except Invalid as exc:
+                return _message(request, session, str(exc), 422)
+            except TicketNotFound:
+                return _message(request, session, "There is no such ticket.", 404)
 
-        return run
+        return _reachable(run)
 
     async def root(self, request: web.Request) -> web.StreamResponse:
         return redirect("/tickets" if await self.gate.who(request) is not None else "/login")
