@@ -1,6 +1,7 @@
 """The dashboard's figures, each one GROUP BY in the database (never tickets loaded into Python).
 
-Days, weeks (labelled by their Monday) and hours are UTC buckets, spelled the same on SQLite and PostgreSQL.
+Days and hours are UTC buckets, spelled the same on SQLite and PostgreSQL; a week (labelled by its Monday) is
+the sum of its days' rows, added up here from at most a few dozen grouped rows.
 """
 
 from __future__ import annotations
@@ -49,23 +50,26 @@ class Dashboard:
         day_seen, day_resolved = _bucket(d, c.first_seen, "day"), _bucket(d, c.resolved_at, "day")
         has_deadline = c.respond_by.is_not(None) | c.resolve_by.is_not(None)
         breached = c.response_breached | c.resolution_breached
-        week = _bucket(d, c.first_seen, "week")
         hour = _bucket(d, p.processed_at, "hour")
         alerts = func.sum(c.occurrences)
+        acked = c.acknowledged_at.is_not(None)
+        resolved = c.resolved_at.is_not(None)
+        late = has_deadline & breached
         queries: dict[str, Any] = {
             "severity": select(c.severity, func.count()).where(active).group_by(c.severity),
             "group": select(group, func.count()).where(active).group_by(group).order_by(func.count().desc()),
-            "opened": select(day_seen, func.count()).where(c.first_seen >= since).group_by(day_seen),
+            # one scan of the period's tickets gives four figures per day; weeks are summed from the days below
+            "days": select(
+                day_seen,
+                func.count(),
+                func.avg(case((acked, _seconds(d, c.first_seen, c.acknowledged_at)))),
+                func.avg(case((resolved, _seconds(d, c.first_seen, c.resolved_at)))),
+                func.sum(case((has_deadline & ~breached, 1), else_=0)),
+                func.sum(case((late, 1), else_=0)),
+            )
+            .where(c.first_seen >= since)
+            .group_by(day_seen),
             "resolved": select(day_resolved, func.count()).where(c.resolved_at >= since).group_by(day_resolved),
-            "mtta": select(day_seen, func.avg(_seconds(d, c.first_seen, c.acknowledged_at)))
-            .where(c.first_seen >= since, c.acknowledged_at.is_not(None))
-            .group_by(day_seen),
-            "mttr": select(day_seen, func.avg(_seconds(d, c.first_seen, c.resolved_at)))
-            .where(c.first_seen >= since, c.resolved_at.is_not(None))
-            .group_by(day_seen),
-            "sla": select(week, func.sum(case((breached, 0), else_=1)), func.sum(case((breached, 1), else_=0)))
-            .where(c.first_seen >= since, has_deadline)
-            .group_by(week),
             "checks": select(c.host, func.coalesce(c.service, literal("")), alerts, func.count())
             .where(c.last_seen >= since)
             .group_by(c.host, c.service)
@@ -87,15 +91,22 @@ class Dashboard:
         per_source: dict[str, dict[str, int]] = {}
         for source, bucket, n in got["sources"]:
             per_source.setdefault(source, {})[bucket] = int(n)
+        days_rows = sorted(got["days"])
+        weeks: dict[str, tuple[int, int]] = {}
+        for day, _, _, _, met, late_n in days_rows:
+            if met or late_n:
+                week = _monday(day)
+                before = weeks.get(week, (0, 0))
+                weeks[week] = (before[0] + int(met), before[1] + int(late_n))
         return Figures(
             days=days,
             open_by_severity=_by_severity(got["severity"]),
             open_by_group=[(g, int(n)) for g, n in got["group"]],
-            opened_per_day=_series(got["opened"]),
+            opened_per_day={day: int(n) for day, n, *_ in days_rows},
             resolved_per_day=_series(got["resolved"]),
-            mtta_per_day={k: round(float(v) / 60, 1) for k, v in got["mtta"]},
-            mttr_per_day={k: round(float(v) / 60, 1) for k, v in got["mttr"]},
-            sla_per_week={w: (int(met), int(late)) for w, met, late in sorted(got["sla"])},
+            mtta_per_day={day: round(float(a) / 60, 1) for day, _, a, *_ in days_rows if a is not None},
+            mttr_per_day={day: round(float(r) / 60, 1) for day, _, _, r, *_ in days_rows if r is not None},
+            sla_per_week=dict(sorted(weeks.items())),
             noisiest_checks=[(h, s, int(a or 0), int(n)) for h, s, a, n in got["checks"]],
             noisiest_hosts=[(h, int(a or 0), int(n)) for h, a, n in got["hosts"]],
             alerts_per_source_hour=per_source,
@@ -114,15 +125,19 @@ def _series(rows: Sequence[Any]) -> dict[str, int]:
 
 
 def _bucket(dialect: str, column: ColumnElement[Any], size: str) -> ColumnElement[str]:
-    """The UTC day `2026-03-14`, week (its Monday) or hour `2026-03-14 03:00` of a timestamp, in SQL."""
-    if dialect == "sqlite":
-        if size == "week":
-            return func.date(column, "weekday 0", "-6 days", type_=String)
-        return func.strftime("%Y-%m-%d" if size == "day" else "%Y-%m-%d %H:00", column, type_=String)
+    """The UTC day `2026-03-14` or hour `2026-03-14 03:00` of a timestamp, in SQL."""
+    if dialect == "sqlite":  # stored as UTC text "2026-03-14 03:00:00.000000": a prefix is the bucket
+        if size == "day":
+            return func.substr(column, 1, 10, type_=String)
+        return func.substr(column, 1, 13, type_=String).concat(":00")
     utc = func.timezone("UTC", column)
-    if size == "week":
-        return func.to_char(func.date_trunc("week", utc), "YYYY-MM-DD", type_=String)
     return func.to_char(utc, "YYYY-MM-DD" if size == "day" else "YYYY-MM-DD HH24:00", type_=String)
+
+
+def _monday(day: str) -> str:
+    """The Monday of the ISO week of `day` (YYYY-MM-DD): a week's label."""
+    date = datetime.strptime(day, "%Y-%m-%d")
+    return (date - timedelta(days=date.weekday())).strftime("%Y-%m-%d")
 
 
 def _seconds(dialect: str, start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
