@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp_jinja2
@@ -21,18 +19,17 @@ import jinja2
 from aiohttp import hdrs, web
 
 from normalizers.schema import Severity, Source, Unavailable
-from ticketstore import actions
 from ticketstore.accounts import Accounts, Session
-from ticketstore.actions import Action, Conflict, TicketNotFound
-from ticketstore.api.queries import TicketFilters, TicketQueries
+from ticketstore.actions import Conflict, TicketNotFound
+from ticketstore.api.queries import TicketQueries
 from ticketstore.console import charts
 from ticketstore.console.auth import NEW_SESSION, ConsoleConfig, Forbidden, Gate, login_url, redirect
 from ticketstore.console.dashboard import PERIODS, Dashboard
-from ticketstore.console.queue import SORTS, Queue, Sort, due
+from ticketstore.console.forms import CSV_COLUMNS, Invalid, action, csv_row, queue_parameters
+from ticketstore.console.queue import SORTS, Queue, due
 from ticketstore.db import Engines
 from ticketstore.store import TicketStore
 from ticketstore.ticket import STATUSES
-from ticketstore.view import TicketView
 
 logger = logging.getLogger(__name__)
 
@@ -44,33 +41,6 @@ _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-_CSV_COLUMNS = [
-    "number",
-    "status",
-    "priority",
-    "severity",
-    "source",
-    "host",
-    "service",
-    "title",
-    "assigned_group",
-    "assignee",
-    "first_seen",
-    "last_seen",
-    "acknowledged_at",
-    "resolved_at",
-    "occurrences",
-    "response_breached",
-    "resolution_breached",
-]
-
-
-class Invalid(Exception):
-    """A query parameter or form field that cannot be used: 422 naming it, nothing changed."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
 
 
 def console(
@@ -173,7 +143,7 @@ class _Pages:
     # --- the queue ----------------------------------------------------------------------------------------
 
     async def queue(self, request: web.Request, session: Session) -> web.StreamResponse:
-        filters, sort, cursor = _queue_parameters(request)
+        filters, sort, cursor = queue_parameters(request)
         page = await self._queue.page(filters, sort, cursor)
         query = {k: v for k, v in request.query.items() if k != "cursor" and v}
         context = {
@@ -200,7 +170,7 @@ class _Pages:
 
     async def csv(self, request: web.Request, session: Session) -> web.StreamResponse:
         """Every ticket of the filter, newest first, written page by page (no limit, bounded memory)."""
-        filters, _, _ = _queue_parameters(request)
+        filters, _, _ = queue_parameters(request)
         response = web.StreamResponse(
             headers={
                 hdrs.CONTENT_TYPE: "text/csv; charset=utf-8",
@@ -210,12 +180,12 @@ class _Pages:
         await response.prepare(request)
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(_CSV_COLUMNS)
+        writer.writerow(CSV_COLUMNS)
         cursor: int | None = None
         while True:
             page = await self._queue.page(filters, "newest", cursor, limit=500)
             for ticket in page.tickets:
-                writer.writerow(_csv_row(ticket))
+                writer.writerow(csv_row(ticket))
             await response.write(buffer.getvalue().encode())
             buffer.seek(0)
             buffer.truncate()
@@ -252,10 +222,10 @@ class _Pages:
     async def act(self, request: web.Request, session: Session) -> web.StreamResponse:
         form = await self.gate.form(request, session)
         name = request.match_info["action"]
-        action = _action(name, session.user, form)
+        wanted = action(name, session.user, form)
         ticket_id = int(request.match_info["id"])
         try:
-            await self._store.act(ticket_id, action)
+            await self._store.act(ticket_id, wanted)
         except Conflict as exc:
             return await self._ticket_page(request, session, f"Not done: {exc}.", 409)
         return redirect(f"/tickets/{ticket_id}")
@@ -312,83 +282,6 @@ class _Pages:
             ],
         }
         return aiohttp_jinja2.render_template("dashboard.html", request, context)
-
-
-def _queue_parameters(request: web.Request) -> tuple[TicketFilters, Sort, int | None]:
-    q = request.query
-
-    def words(name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
-        values = tuple(v for v in q.getall(name, []) if v)
-        for v in values:
-            if v not in allowed:
-                raise Invalid(name, f"unknown value {v!r}; use one of {', '.join(allowed)}")
-        return values
-
-    def text(name: str) -> str | None:
-        value = q.get(name, "").strip()
-        if len(value) > 255:
-            raise Invalid(name, "at most 255 characters")
-        return value or None
-
-    sort = q.get("sort", "newest") or "newest"
-    if sort not in SORTS:
-        raise Invalid("sort", f"use one of {', '.join(SORTS)}")
-    raw_cursor = q.get("cursor", "").strip()
-    if raw_cursor and (not raw_cursor.isdigit() or len(raw_cursor) > 18):
-        raise Invalid("cursor", "not a cursor: follow the page's Next link")
-    filters = TicketFilters(
-        status=words("status", STATUSES),
-        severity=words("severity", tuple(s.value for s in Severity)),
-        source=words("source", tuple(s.value for s in Source)),
-        group=text("group"),
-        assignee=text("assignee"),
-        q=text("q"),
-    )
-    return filters, sort, int(raw_cursor) if raw_cursor else None
-
-
-def _action(name: str, by: str, form: Any) -> Action:
-    def field(key: str, *, required: bool = False, limit: int = 255) -> str | None:
-        value = form.get(key)
-        value = value.strip() if isinstance(value, str) else ""
-        if required and not value:
-            raise Invalid(key, "required")
-        if len(value) > limit:
-            raise Invalid(key, f"at most {limit} characters")
-        return value or None
-
-    if name == "acknowledge":
-        return actions.acknowledge(by)
-    if name == "assign":
-        group, person = field("group"), field("assignee")
-        if group is None and person is None:
-            raise Invalid("group", "give a group, a person, or both")
-        return actions.assign(by, group, person)
-    if name == "comment":
-        return actions.comment(by, field("text", required=True, limit=10_000) or "")
-    if name == "status":
-        status = field("status", required=True)
-        if status not in STATUSES:
-            raise Invalid("status", f"use one of {', '.join(STATUSES)}")
-        return actions.set_status(by, status)
-    if name == "resolve":
-        return actions.resolve(by)
-    if name == "close":
-        return actions.close(by)
-    if name == "reopen":
-        return actions.set_status(by, "open")
-    raise Invalid("action", f"no action named {name!r}")
-
-
-def _csv_row(ticket: TicketView) -> list[str]:
-    data = json.loads(ticket.model_dump_json())
-    data.update(response_breached=ticket.sla.response_breached, resolution_breached=ticket.sla.resolution_breached)
-    return ["" if data.get(col) is None else _cell(str(data[col])) for col in _CSV_COLUMNS]
-
-
-def _cell(value: str) -> str:
-    """A cell a spreadsheet will not run as a formula (=, +, -, @ at the start)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def _message(request: web.Request, session: Session | None, text: str, status: int) -> web.Response:
