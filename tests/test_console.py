@@ -160,6 +160,9 @@ async def test_failures_are_counted_per_address_across_names(desk: Console) -> N
     for name in ("bob", "carol", "dave"):
         await desk.sign_in(name, "guess", status=401)
     assert "try again" in await desk.sign_in("alice", PASSWORD, status=429)  # same client address
+    desk.clock.advance(hours=1, seconds=1)  # an hour without a failure: forgotten, not just waited out
+    await desk.sign_in("erin", "guess", status=401)
+    assert await desk.sign_in("alice") == "/tickets"
 
 
 @pytest.mark.parametrize(
@@ -334,6 +337,9 @@ async def test_the_dashboard_counts_by_the_database(desk: Console) -> None:
     assert "2026-03-14 · opened: 2</title>" in page and "2026-03-14 · resolved: 1</title>" in page
     assert "2026-03-14 · MTTA: 10 min</title>" in page and "2026-03-14 · MTTR: 30 min</title>" in page
     assert "critical · open: 1</title>" in page
+    assert "2026-03-09 · met: 2</title>" in page  # the week of Saturday 14 March, by its Monday
+    assert "2026-03-14 03:00 · nagios: 2</title>" in page  # alerts per source per hour
+    assert '<td class="wrap">web02</td><td class="wrap">HTTP</td><td>1</td><td>1</td>' in page
     assert (await desk.client.get("/dashboard?days=5")).status == 422
 
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import case, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -31,6 +31,7 @@ Clock = Callable[[], datetime]
 
 FREE_FAILURES = 3  # failed sign-ins allowed back to back before the waiting starts
 MAX_WAIT = timedelta(minutes=5)
+FORGET_AFTER = timedelta(hours=1)  # a name's or address's failures are forgotten after an hour without one
 _HASHER = PasswordHasher()  # argon2id, the library's recommended parameters (RFC 9106 low-memory profile)
 _NOT_A_HASH = _HASHER.hash(secrets.token_hex(16))  # verified against for unknown names: same time as a real one
 
@@ -194,7 +195,8 @@ class Accounts:
         f = t.login_failures.c
         with outage_is_unavailable():
             async with self._engines.read.connect() as conn:
-                found = (await conn.execute(select(f.failures, f.last_at).where(f.key.in_(keys)))).all()
+                recent = f.last_at >= now - FORGET_AFTER
+                found = (await conn.execute(select(f.failures, f.last_at).where(f.key.in_(keys), recent))).all()
         until = max((r.last_at + wait_after(r.failures) for r in found), default=now)
         return max(0, int((until - now).total_seconds() + 0.999))
 
@@ -221,8 +223,9 @@ def _verify(digest: str, password: str) -> bool:
 
 def _count_failure(conn: Connection, keys: tuple[str, ...], now: datetime) -> None:
     f = t.login_failures.c
+    counted = case((f.last_at < now - FORGET_AFTER, 1), else_=f.failures + 1)  # an hour quiet: start again
     for key in keys:
-        bumped = conn.execute(update(t.login_failures).where(f.key == key).values(failures=f.failures + 1, last_at=now))
+        bumped = conn.execute(update(t.login_failures).where(f.key == key).values(failures=counted, last_at=now))
         if not bumped.rowcount:
             try:
                 with conn.begin_nested():
