@@ -340,6 +340,7 @@ async def test_the_dashboard_counts_by_the_database(desk: Console) -> None:
     assert "2026-03-09 · met: 2</title>" in page  # the week of Saturday 14 March, by its Monday
     assert "2026-03-14 03:00 · nagios: 2</title>" in page  # alerts per source per hour
     assert '<td class="wrap">web02</td><td class="wrap">HTTP</td><td>1</td><td>1</td>' in page
+    assert '<tr><td class="wrap">web01</td><td>1</td><td>1</td></tr>' in page  # noisiest hosts
     assert (await desk.client.get("/dashboard?days=5")).status == 422
 
 
