@@ -400,3 +400,17 @@ async def test_an_unreachable_database_is_a_503_page_not_a_stack_trace(aiohttp_c
         assert answer.status == 503
     finally:
         await engines.dispose()
+
+
+async def test_behind_an_https_public_url_the_session_cookie_is_secure(
+    engines: Engines, clock: Clock, aiohttp_client: AiohttpClient
+) -> None:
+    desk = await make_console(engines, clock, aiohttp_client, ConsoleConfig(public_url="https://desk.example.net"))
+    form = await desk.client.get("/login")
+    answer = await desk.client.post(
+        "/login",
+        data={"username": "alice", "password": PASSWORD, "csrf": field(await form.text(), "csrf")},
+        allow_redirects=False,
+    )
+    assert answer.status == 303
+    assert "Secure" in answer.headers["Set-Cookie"] and "HttpOnly" in answer.headers["Set-Cookie"]

@@ -137,9 +137,8 @@ class Gate:
         csrf = secrets.token_urlsafe(24)
         context = {"next": target, "csrf": csrf, "error": error, "session": None}
         response = aiohttp_jinja2.render_template("login.html", request, context, status=status)
-        response.set_cookie(
-            LOGIN_COOKIE, csrf, path="/login", httponly=True, samesite="Strict", secure=self._config.secure
-        )
+        # only a nonce against cross-site sign-in forms: not Secure, so a wrong scheme fails at the session cookie
+        response.set_cookie(LOGIN_COOKIE, csrf, path="/login", httponly=True, samesite="Strict")
         return response
 
 
