@@ -17,6 +17,7 @@ from alertdesk.logs import configure_logging
 from alertdesk.secret_files import InvalidSetting
 from alertdesk.settings import Settings, describe
 from normalizers.schema import AlertdeskError
+from ticketstore.accounts import Role
 
 logger = logging.getLogger("alertdesk")
 
@@ -79,6 +80,15 @@ def _parser() -> argparse.ArgumentParser:
     from alertdesk.maintenance import add_parser as maintenance_parser
 
     maintenance_parser(commands)
+    people = commands.add_parser("users", help="the web console's accounts (in the ticket database)")
+    people.add_argument("--database-url", help="SQLAlchemy URL (ALERTDESK_DATABASE_URL)")
+    people_actions = people.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = people_actions.add_parser("add", help="add a person (password twice on a terminal, else one stdin line)")
+    add.add_argument("name")
+    add.add_argument("--role", choices=("viewer", "operator"), default="operator", help="default operator")
+    people_actions.add_parser("list", help="name, role and creation time of everyone")
+    people_actions.add_parser("passwd", help="set a new password (ends that person's sessions)").add_argument("name")
+    people_actions.add_parser("remove", help="remove a person and end their sessions").add_argument("name")
 
     dead = commands.add_parser("dead-letters", help="list or replay the dead-letter queue (distributed mode)")
     dead_actions = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -140,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from alertdesk.maintenance import maintenance
 
             return runtime.run(lambda: maintenance(settings, args))
+        if args.command == "users":
+            from alertdesk.users import users
+
+            return runtime.run(lambda: users(settings, args.action, getattr(args, "name", None), args_role(args)))
         if args.command == "dead-letters":
             from alertdesk.deadletters import dead_letters
 
@@ -163,6 +177,11 @@ async def _run(settings: Settings) -> int:
         if lock is not None:
             lock.close()
     return 0
+
+
+def args_role(args: argparse.Namespace) -> Role:
+    role: Role = getattr(args, "role", None) or "operator"
+    return role
 
 
 if __name__ == "__main__":  # pragma: no cover

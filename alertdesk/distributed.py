@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from alertdesk import server
 from alertdesk.embedded_app import (
+    add_console,
     api_config,
     background,
     ingest_config,
@@ -163,6 +164,7 @@ async def store_process(settings: Settings, registry: CollectorRegistry) -> Proc
     app.add_routes(ticket_api(store, TicketQueries(engines), api))
     app.add_routes(tracker_routes(store, policy, environ))
     app.add_routes(health_routes({"broker": worker.ready, "store": store.ping}, registry))
+    add_console(app, store, engines, settings)
 
     async def chores(_: web.Application) -> AsyncIterator[None]:
         async with background(store, engines, policy, settings, registry, utc_now, environ):

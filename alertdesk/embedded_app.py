@@ -19,8 +19,11 @@ from alertdesk.settings import Settings
 from alertdesk.writer import StoreProcess
 from dedup import DedupMetrics
 from ingest import IngestConfig, IngestMetrics, json_errors, open_sources, webhook_routes
+from ticketstore.accounts import Accounts
 from ticketstore.api.queries import TicketQueries
 from ticketstore.api.routes import ApiConfig, ticket_api
+from ticketstore.console.auth import ConsoleConfig
+from ticketstore.console.pages import console
 from ticketstore.db import Engines, create_engines, sqlite_file
 from ticketstore.escalation.loops import Background, EscalationMetrics
 from ticketstore.escalation.notify import Notifier, NotifyMetrics
@@ -41,6 +44,22 @@ def api_config(settings: Settings) -> ApiConfig:
     tokens = {settings.api_token.get_secret_value(): settings.api_token_name} if settings.api_token else {}
     read = frozenset({settings.api_read_token.get_secret_value()}) if settings.api_read_token else frozenset()
     return ApiConfig(tokens=tokens, read_tokens=read)
+
+
+def console_config(settings: Settings) -> ConsoleConfig:
+    return ConsoleConfig(
+        public_url=settings.public_url,
+        session_hours=settings.session_hours,
+        proxy_header=settings.auth_proxy_header,
+        proxy_networks=settings.proxy_networks(),
+        proxy_role=settings.auth_proxy_role,
+    )
+
+
+def add_console(app: web.Application, store: TicketStore, engines: Engines, settings: Settings) -> None:
+    """The web console beside /api (CONTRACT §6), its people and sessions in the ticket database."""
+    accounts = Accounts(engines, now=utc_now, session_hours=settings.session_hours)
+    console(app, store, engines, accounts, console_config(settings))
 
 
 def ingest_config(settings: Settings) -> IngestConfig:
@@ -98,6 +117,7 @@ async def build_app(
     app.add_routes(ticket_api(store, TicketQueries(engines), api))
     app.add_routes(tracker_routes(store, policy, environ))
     app.add_routes(health_routes({"store": store.ping}, registry))
+    add_console(app, store, engines, settings)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         if isinstance(writer, StoreProcess):
@@ -142,7 +162,7 @@ async def background(
 ) -> AsyncIterator[None]:
     """The store's chores (escalations, notifications, trackers, flapping, pruning) for as long as the block runs."""
     async with aiohttp.ClientSession() as session:
-        notifier = Notifier(engines, policy, session, NotifyMetrics(registry), now=now)
+        notifier = Notifier(engines, policy, session, NotifyMetrics(registry), now=now, public_url=settings.public_url)
         trackers = TrackerDispatcher(
             engines,
             mirrors(policy, session, environ, now=now),

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from alertdesk.secret_files import SecretFiles, file_variable
@@ -76,6 +77,21 @@ class Settings(BaseSettings):
     store_process: bool = Field(
         True, description="run (SQLite file): write tickets in a child process, so the server has a core of its own"
     )
+    session_hours: float = Field(12.0, gt=0, description="console: hours a sign-in lasts")
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="base URL people reach the console at (links in notifications; https: Secure cookies)",
+    )
+    auth_proxy_header: str | None = Field(
+        None, description="console: header naming the person, set by a single-sign-on proxy (e.g. X-Forwarded-User)"
+    )
+    auth_proxy_from: str = Field(
+        "127.0.0.1/32,::1/128", description="console: comma-separated CIDRs the auth proxy header is trusted from"
+    )
+    auth_proxy_role: Literal["viewer", "operator"] = Field(
+        "viewer", description="console: role of a proxy user who has no account"
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
     access_log: bool = Field(False, description="log every HTTP request (tokens redacted)")
     log_format: Literal["text", "json"] = Field(
@@ -95,6 +111,17 @@ class Settings(BaseSettings):
         flags = init_settings.init_kwargs.keys() if isinstance(init_settings, InitSettingsSource) else ()
         files = SecretFiles(settings_cls, SECRETS, environ=os.environ, skip=flags)
         return init_settings, files, env_settings
+
+    @field_validator("auth_proxy_from")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ip_network(part.strip(), strict=False)  # ValueError names the bad one
+        return value
+
+    def proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(ip_network(p.strip(), strict=False) for p in self.auth_proxy_from.split(",") if p.strip())
 
     def source_tokens(self) -> dict[Source, str]:
         tokens = {

@@ -22,6 +22,7 @@ PACKAGES = [
     "ticketstore.api",
     "ticketstore.escalation",
     "ticketstore.trackers",
+    "ticketstore.console",
 ]
 
 
@@ -53,10 +54,18 @@ def offending(paths: list[Path], forbidden: tuple[str, ...]) -> list[str]:
     )
 
 
-def test_the_core_imports_neither_the_api_nor_escalation_nor_trackers() -> None:
-    core = modules_under("ticketstore", leave_out=("api", "escalation", "trackers"))
+def test_the_core_imports_neither_the_api_nor_escalation_nor_trackers_nor_the_console() -> None:
+    core = modules_under("ticketstore", leave_out=("api", "escalation", "trackers", "console"))
     assert core, "no core modules found"
-    assert offending(core, ("ticketstore.api", "ticketstore.escalation", "ticketstore.trackers")) == []
+    forbidden = ("ticketstore.api", "ticketstore.escalation", "ticketstore.trackers", "ticketstore.console")
+    assert offending(core, forbidden) == []
+
+
+def test_the_console_sits_on_top_of_the_api_and_nothing_imports_it() -> None:
+    """console → api → core: the console reuses the API's queries; the API and escalation never import it."""
+    below = modules_under("ticketstore/api") + modules_under("ticketstore/escalation")
+    assert offending(below, ("ticketstore.console",)) == []
+    assert offending(modules_under("ticketstore/console"), ("ticketstore.escalation",)) == []
 
 
 def test_the_api_and_escalation_import_the_core_and_not_each_other() -> None:

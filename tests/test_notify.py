@@ -190,10 +190,12 @@ class Worker:
 
 
 @contextlib.asynccontextmanager
-async def worker(engines: Engines, policy: Policy, clock: Clock) -> AsyncIterator[Worker]:
+async def worker(
+    engines: Engines, policy: Policy, clock: Clock, public_url: str | None = None
+) -> AsyncIterator[Worker]:
     registry = CollectorRegistry()
     async with aiohttp.ClientSession() as session:
-        notifier = Notifier(engines, policy, session, NotifyMetrics(registry), now=clock)
+        notifier = Notifier(engines, policy, session, NotifyMetrics(registry), now=clock, public_url=public_url)
         yield Worker(TicketStore(engines, Lifecycle(policy), now=clock), notifier, registry)
 
 
@@ -214,6 +216,20 @@ async def history(engines: Engines, *kinds: str) -> list[str]:
 
 
 # --- bodies ----------------------------------------------------------------------------------------------------------
+
+
+async def test_with_a_public_url_every_channel_links_to_the_ticket_page(
+    engines: Engines, clock: Clock, receiver: Receiver
+) -> None:
+    async with worker(engines, policy_for(receiver), clock, public_url="https://desk.example.net/") as w:
+        await w.store.apply_batch(fold([disk_problem(clock)]))
+        assert await w.notifier.run_once() == 3
+    link = "https://desk.example.net/tickets/1"
+    by_channel = {d.channel: d.body for d in receiver.deliveries}
+    assert by_channel["ops-hook"]["url"] == link
+    assert by_channel["ops-slack"]["text"] == f"{HEADLINE} {link}"
+    assert by_channel["ops-slack"]["blocks"][0]["text"]["text"].startswith(f"*<{link}|")
+    assert by_channel["ops-teams"]["potentialAction"][0]["targets"] == [{"os": "default", "uri": link}]
 
 
 async def test_webhook_slack_and_teams_receive_their_documented_bodies(

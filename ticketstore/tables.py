@@ -200,3 +200,36 @@ maintenance_windows = Table(
     Index("ix_maintenance_windows_ends_at", "ends_at"),
     sqlite_autoincrement=True,
 )
+# --- the console's people (CONTRACT §6): accounts, sessions, failed sign-ins ----------------------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(LIMIT["actor"]), primary_key=True),
+    Column("role", String(16), nullable=False),  # viewer, operator
+    Column("password_hash", String(255), nullable=False),  # argon2id, with its parameters and salt
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),  # sha256 of the cookie: a database dump signs nobody in
+    Column("user_name", String(LIMIT["actor"]), nullable=False),
+    Column("role", String(16), nullable=False),  # the role at sign-in; accounts re-read it on each request
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Index("ix_sessions_user", "user_name"),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(300), primary_key=True),  # "name:alice" or "addr:192.0.2.7"
+    Column("failures", Integer, nullable=False),
+    Column("last_at", UtcDateTime(), nullable=False),
+)
+
+# the console's "anything changed?" poll reads max(last_seen): an index answers it without a scan
+Index("ix_tickets_last_seen", tickets.c.last_seen)

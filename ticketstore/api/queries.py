@@ -38,6 +38,8 @@ class TicketFilters:
     host: str | None = None
     dedup_key: str | None = None
     q: str | None = None  # case-insensitive substring of title, description, host, dedup_key or number
+    group: str | None = None  # the console's queue filters these too
+    assignee: str | None = None
 
 
 class TicketQueries:
@@ -50,7 +52,7 @@ class TicketQueries:
         """Up to `limit` tickets older than `cursor` (a ticket id), newest first."""
         c = t.tickets.c
         query = (
-            select(t.tickets).where(*_conditions(filters, self._engines.dialect)).order_by(c.id.desc()).limit(limit + 1)
+            select(t.tickets).where(*conditions(filters, self._engines.dialect)).order_by(c.id.desc()).limit(limit + 1)
         )
         if cursor is not None:
             query = query.where(c.id < cursor)
@@ -121,7 +123,8 @@ class TicketQueries:
                 yield conn
 
 
-def _conditions(filters: TicketFilters, dialect: str) -> list[ColumnElement[bool]]:
+def conditions(filters: TicketFilters, dialect: str) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of `filters` (the console's queue and CSV use them too)."""
     c = t.tickets.c
     conditions: list[ColumnElement[bool]] = []
     if filters.status:
@@ -134,6 +137,10 @@ def _conditions(filters: TicketFilters, dialect: str) -> list[ColumnElement[bool
         conditions.append(c.host == filters.host)
     if filters.dedup_key is not None:
         conditions.append(c.dedup_key == filters.dedup_key)
+    if filters.group is not None:
+        conditions.append(c.assigned_group == filters.group)
+    if filters.assignee is not None:
+        conditions.append(c.assignee == filters.assignee)
     if filters.q:
         columns = [c.title, c.description, c.host, c.dedup_key, _number(dialect)]
         conditions.append(or_(*(col.icontains(filters.q, autoescape=True) for col in columns)))

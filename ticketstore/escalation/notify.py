@@ -38,11 +38,18 @@ class NotifyMetrics:
         self.outbox = Gauge("alertdesk_outbox_pending", "Notifications waiting in the outbox", registry=registry)
 
 
-def render(channel: Channel, p: outbox.Pending) -> dict[str, Any]:
-    """The body each kind of channel expects (CONTRACT §3 for `webhook`)."""
+def ticket_link(public_url: str | None, ticket_id: int) -> str | None:
+    """`<ALERTDESK_PUBLIC_URL>/tickets/{id}`: the ticket's page in the console; None without a public URL."""
+    return f"{public_url.rstrip('/')}/tickets/{ticket_id}" if public_url else None
+
+
+def render(channel: Channel, p: outbox.Pending, public_url: str | None = None) -> dict[str, Any]:
+    """The body each kind of channel expects (CONTRACT §3 for `webhook`); with a public URL, the ticket's link."""
     ticket = json.loads(p.payload)
+    link = ticket_link(public_url, ticket["id"])
     if channel.type == "webhook":
-        return {"event": p.event, "level": p.level, "idempotency_key": p.idempotency_key, "ticket": ticket}
+        body = {"event": p.event, "level": p.level, "idempotency_key": p.idempotency_key, "ticket": ticket}
+        return body if link is None else {**body, "url": link}
     headline = f"[{ticket['priority']}] {ticket['number']} {p.event.replace('_', ' ')}: {ticket['title']}"
     facts = {
         "Severity": ticket["severity"],
@@ -53,8 +60,9 @@ def render(channel: Channel, p: outbox.Pending) -> dict[str, Any]:
     }
     runbook = ticket.get("runbook_url")
     if channel.type == "slack":
+        title = f"*<{link}|{_slack_escape(headline)}>*" if link else f"*{headline}*"
         blocks: list[dict[str, Any]] = [
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": title}},
             {
                 "type": "context",
                 "elements": [{"type": "mrkdwn", "text": " · ".join(f"{k}: {v}" for k, v in facts.items())}],
@@ -62,9 +70,10 @@ def render(channel: Channel, p: outbox.Pending) -> dict[str, Any]:
         ]
         if runbook:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"<{runbook}|Runbook>"}})
-        return {"text": headline, "blocks": blocks}
+        return {"text": headline if link is None else f"{headline} {link}", "blocks": blocks}
     if channel.type == "webex":  # Webex incoming webhook: one markdown message
-        lines = [f"**{headline}**", " · ".join(f"{k}: {v}" for k, v in facts.items())]
+        lines = [f"**{headline}**" if link is None else f"**[{headline}]({link})**"]
+        lines.append(" · ".join(f"{k}: {v}" for k, v in facts.items()))
         if runbook:
             lines.append(f"[Runbook]({runbook})")
         return {"markdown": "\n\n".join(lines)}
@@ -76,11 +85,17 @@ def render(channel: Channel, p: outbox.Pending) -> dict[str, Any]:
         "title": headline,
         "sections": [{"facts": [{"name": k, "value": v} for k, v in facts.items()]}],
     }
-    if runbook:
+    buttons = [(name, uri) for name, uri in (("Open ticket", link), ("Runbook", runbook)) if uri]
+    if buttons:
         card["potentialAction"] = [
-            {"@type": "OpenUri", "name": "Runbook", "targets": [{"os": "default", "uri": runbook}]}
+            {"@type": "OpenUri", "name": name, "targets": [{"os": "default", "uri": uri}]} for name, uri in buttons
         ]
     return card
+
+
+def _slack_escape(text: str) -> str:
+    """Slack's three control characters, so a title cannot break out of the link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 class _Retryable(Exception):
@@ -99,7 +114,9 @@ class Notifier:
         timeout: float = 10.0,
         max_attempts: int = 20,
         backoff: timedelta = timedelta(seconds=10),
+        public_url: str | None = None,
     ) -> None:
+        """`public_url`: the console's base (ALERTDESK_PUBLIC_URL); messages then link to the ticket's page."""
         self._engines = engines
         self._policy = policy
         self._session = session
@@ -108,6 +125,7 @@ class Notifier:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_attempts = max_attempts
         self._backoff = backoff
+        self._public_url = public_url
 
     async def run_once(self, limit: int = 20) -> int:
         """Send what is due; returns how many were attempted."""
@@ -125,7 +143,7 @@ class Notifier:
         if channel is None:
             self._metrics.sent.labels(p.channel, "unknown_channel").inc()
             return outbox.Result(p, f"channel {p.channel!r} is no longer in the policy")
-        body = render(channel, p)
+        body = render(channel, p, self._public_url)
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(_Retryable),
