@@ -16,22 +16,11 @@ from normalizers.schema import Severity
 from tests.conftest import Clock
 from tests.fake_jira import FakeJira
 from tests.process import free_port
-from tests.tracker_side import (
-    INBOUND_TOKEN,
-    RUNBOOK,
-    TITLE,
-    history,
-    inbound_api,
-    post,
-    problem,
-    side,
-    ticket,
-    tracker_rows,
-)
+from tests.tracker_harness import policy_for, serving
+from tests.tracker_side import RUNBOOK, TITLE, history, inbound_api, post, problem, side, ticket, tracker_rows
 from ticketstore import actions
 from ticketstore.db import Engines
 from ticketstore.escalation.scan import escalate_due
-from ticketstore.policy import Policy
 
 FLAVOURS = {"cloud": (3, "ops@example.com"), "datacenter": (2, None)}
 
@@ -39,48 +28,8 @@ FLAVOURS = {"cloud": (3, "ops@example.com"), "datacenter": (2, None)}
 @pytest.fixture(params=list(FLAVOURS))
 async def jira(request: pytest.FixtureRequest) -> AsyncIterator[FakeJira]:
     version, user = FLAVOURS[request.param]
-    server = await FakeJira(free_port(), version=version, user=user).start()
-    yield server
-    await server.stop()
-
-
-def policy_for(jira: FakeJira, tmp_path: Path) -> Policy:
-    (tmp_path / "jira.token").write_text(jira.token + "\n")
-    (tmp_path / "jira.inbound").write_text(INBOUND_TOKEN)
-    flavour = "cloud" if jira.version == 3 else "datacenter"
-    return Policy.model_validate(
-        {
-            "trackers": {
-                "jira": {
-                    "type": "jira",
-                    "url": jira.url,
-                    "flavour": flavour,
-                    **({"user": jira.user} if jira.user else {}),
-                    "token_file": str(tmp_path / "jira.token"),
-                    "inbound_token_file": str(tmp_path / "jira.inbound"),
-                    "project": "OPS",
-                    "issue_type": "Incident",
-                    "priorities": {"P1": "Blocker"},
-                }
-            },
-            "severities": {
-                "critical": {
-                    "priority": "P1",
-                    "respond_within": "15m",
-                    "tracker": "jira",
-                    "escalation": [{"after": "15m", "group": "oncall-l2"}],
-                },
-                "warning": {"priority": "P4"},
-            },
-            "routes": [
-                {
-                    "match": {"source": "zabbix"},
-                    "tracker": "jira",
-                    "runbook": "https://wiki.example.net/runbooks/{source}/{host}/{service}",
-                }
-            ],
-        }
-    )
+    async with serving(FakeJira(free_port(), version=version, user=user)) as server:
+        yield server
 
 
 def text(jira: FakeJira, body: Any) -> str:

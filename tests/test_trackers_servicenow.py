@@ -1,7 +1,7 @@
 """ServiceNow as the team sees it: one incident per alertdesk ticket, following it from open to resolution, and
 the team's changes in ServiceNow taken back — against a local server speaking the Table API (tests/fake_servicenow.py).
 
-The outbox's retry schedule runs on the injected clock; only the HTTP calls take real time.
+The failures every tracker meets (lost answers, 429, 503, 401, giving up, slowness) are in test_trackers_failures.py.
 """
 
 from __future__ import annotations
@@ -9,10 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,63 +17,21 @@ import aiohttp
 import pytest
 
 from dedup.fold import fold
+from tests import tracker_side
 from tests.conftest import Clock
 from tests.fake_servicenow import FakeServiceNow
 from tests.process import AlertdeskProcess, free_port
-from tests.tracker_side import (
-    INBOUND_TOKEN,
-    RUNBOOK,
-    TITLE,
-    history,
-    inbound_api,
-    post,
-    problem,
-    side,
-    ticket,
-    tracker_rows,
-    until,
-    until_async,
-)
+from tests.tracker_harness import policy_for, serving
+from tests.tracker_side import RUNBOOK, TITLE, history, inbound_api, post, problem, side, ticket, tracker_rows
 from ticketstore import actions
 from ticketstore.db import Engines
 from ticketstore.escalation.scan import escalate_due
-from ticketstore.policy import Policy
 
 
 @pytest.fixture
 async def snow() -> AsyncIterator[FakeServiceNow]:
-    server = await FakeServiceNow(free_port()).start()
-    yield server
-    await server.stop()
-
-
-def policy_for(snow: FakeServiceNow, tmp_path: Path, *, timeout: float = 2.0) -> Policy:
-    (tmp_path / "snow.password").write_text(snow.password + "\n")
-    (tmp_path / "snow.inbound").write_text(INBOUND_TOKEN + "\n")
-    return Policy.model_validate(
-        {
-            "trackers": {
-                "snow": {
-                    "type": "servicenow",
-                    "url": snow.url,
-                    "user": snow.user,
-                    "password_file": str(tmp_path / "snow.password"),
-                    "inbound_token_file": str(tmp_path / "snow.inbound"),
-                    "timeout": timeout,
-                }
-            },
-            "severities": {
-                "critical": {
-                    "priority": "P1",
-                    "respond_within": "15m",
-                    "resolve_within": "4h",
-                    "tracker": "snow",
-                    "runbook": "https://wiki.example.net/runbooks/{source}/{host}/{service}",
-                    "escalation": [{"after": "15m", "group": "oncall-l2"}],
-                }
-            },
-        }
-    )
+    async with serving(FakeServiceNow(free_port())) as server:
+        yield server
 
 
 # --- outbound ----------------------------------------------------------------------------------------------------
@@ -144,98 +99,6 @@ async def test_a_keys_new_ticket_links_the_previous_incident(
     assert (await ticket(engines, 2)).external_refs == {"snow": "INC0010002"}
 
 
-async def test_a_lost_create_answer_finds_the_incident_instead_of_making_a_second(
-    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
-) -> None:
-    snow.lose_create_answers = 1
-    async with side(engines, policy_for(snow, tmp_path), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
-        assert await s.dispatcher.run_once() == 1  # created, answer lost
-        assert len(snow.incidents) == 1
-        assert (await ticket(engines)).external_refs == {}
-        clock.advance(seconds=10)
-        assert await s.dispatcher.run_once() == 1
-
-    assert len(snow.incidents) == 1
-    assert (await ticket(engines)).external_refs == {"snow": "INC0010001"}
-    (failed,) = await history(engines, "tracker_failed")
-    assert "opened (level 0) via tracker:snow: POST /api/now/table/incident: ServerDisconnectedError" in failed[2]
-    assert await history(engines, "tracker") == [
-        ("tracker", None, "ServiceNow incident INC0010001 found (made by an earlier attempt)")
-    ]
-
-
-async def test_429_waits_as_long_as_retry_after_says(
-    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
-) -> None:
-    snow.queued = [(429, {"Retry-After": "120"})]
-    async with side(engines, policy_for(snow, tmp_path), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
-        opened = clock()
-        assert await s.dispatcher.run_once() == 1
-        ((_, status, attempts, next_at),) = await tracker_rows(engines)
-        assert (status, attempts, next_at) == ("pending", 1, opened + timedelta(seconds=120))
-        clock.advance(seconds=119)
-        assert await s.dispatcher.run_once() == 0
-        clock.advance(seconds=1)
-        assert await s.dispatcher.run_once() == 1
-
-    assert len(snow.incidents) == 1
-    ((_, _, detail),) = await history(engines, "tracker_failed")
-    assert "HTTP 429 from GET /api/now/table/incident: Too many requests; retrying in 0:02:00" in detail
-
-
-async def test_retry_after_as_an_http_date_counts_from_the_injected_clock(
-    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
-) -> None:
-    snow.queued = [(503, {"Retry-After": format_datetime(clock() + timedelta(seconds=90), usegmt=True)})]
-    async with side(engines, policy_for(snow, tmp_path), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
-        assert await s.dispatcher.run_once() == 1
-
-    ((_, status, _, next_at),) = await tracker_rows(engines)
-    assert (status, next_at) == ("pending", clock() + timedelta(seconds=90))
-
-
-async def test_503_for_a_while_every_failure_in_the_history_then_one_incident(
-    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
-) -> None:
-    snow.queued = [(503, {})] * 3  # no Retry-After: the outbox's growing delay
-    async with side(engines, policy_for(snow, tmp_path), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
-        for wait in (10, 20, 40):
-            assert await s.dispatcher.run_once() == 1
-            clock.advance(seconds=wait)
-        assert await s.dispatcher.run_once() == 1
-
-    assert len(snow.incidents) == 1
-    failures = [detail for _, _, detail in await history(engines, "tracker_failed")]
-    assert [f.rsplit("retrying in ", 1)[1] for f in failures] == ["0:00:10", "0:00:20", "0:00:40"]
-    assert all("HTTP 503" in f and "Service Unavailable" in f for f in failures)
-
-
-async def test_refused_credentials_are_retried_slowly_until_the_file_is_fixed_without_a_restart(
-    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
-) -> None:
-    policy = policy_for(snow, tmp_path)
-    snow.password = "rotated-2"  # the ServiceNow admin rotated it; alertdesk's file still holds the old one
-    async with side(engines, policy, clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
-        assert await s.dispatcher.run_once() == 1
-        clock.advance(minutes=4)
-        assert await s.dispatcher.run_once() == 0  # slowly: five minutes
-        clock.advance(minutes=1)
-        assert await s.dispatcher.run_once() == 1
-        (tmp_path / "snow.password").write_text("rotated-2\n")
-        clock.advance(minutes=5)
-        assert await s.dispatcher.run_once() == 1
-
-    assert len(snow.incidents) == 1
-    failures = await history(engines, "tracker_failed")
-    assert len(failures) == 2
-    assert all("HTTP 401" in d and "User Not Authenticated (check the credentials)" in d for _, _, d in failures)
-
-
 async def test_answers_that_are_not_the_table_api_are_failures_in_the_history_not_a_stuck_loop(
     engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
 ) -> None:
@@ -252,50 +115,6 @@ async def test_answers_that_are_not_the_table_api_are_failures_in_the_history_no
     failures = [d for _, _, d in await history(engines, "tracker_failed")]
     assert "GET /api/now/table/incident: the answer is not JSON" in failures[0]
     assert "unexpected answer from the tracker (KeyError: 'number')" in failures[1]
-
-
-async def test_giving_up_is_in_the_history_and_the_next_event_makes_the_incident(
-    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
-) -> None:
-    snow.queued = [(503, {"Retry-After": "1"})] * 2
-    async with side(engines, policy_for(snow, tmp_path), clock, max_attempts=2) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
-        await s.dispatcher.run_once()
-        clock.advance(seconds=1)
-        await s.dispatcher.run_once()
-        assert [r.status for r in await tracker_rows(engines)] == ["failed"]
-        assert snow.incidents == []
-        await s.store.act(1, actions.acknowledge("maria.rossi"))
-        assert await s.drain() == 1
-
-    (incident,) = snow.incidents
-    assert incident.fields["state"] == "2"
-    gave_up = [d for _, _, d in await history(engines, "tracker_failed") if "gave up" in d]
-    assert gave_up == [
-        "opened (level 0) via tracker:snow: gave up after 2 attempts: "
-        "HTTP 503 from GET /api/now/table/incident: Service Unavailable"
-    ]
-
-
-async def test_a_slow_tracker_slows_neither_the_store_nor_its_own_loop_forever(
-    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
-) -> None:
-    snow.delay = 6.0
-    async with side(engines, policy_for(snow, tmp_path, timeout=2.0), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
-        call = asyncio.create_task(s.dispatcher.run_once())
-        await asyncio.sleep(0.1)  # the call is in flight
-        started = time.monotonic()
-        await s.store.apply_batch(fold([problem(clock, host="db-paris-02")]))
-        await s.store.act(1, actions.comment("maria.rossi", "looking"))
-        store_took = time.monotonic() - started
-        assert not call.done()  # the tracker call is still waiting while the store has long finished
-        assert await call == 1
-        call_took = time.monotonic() - started
-
-    assert store_took < 1.5 <= call_took < 4.0  # bounded by the tracker's timeout (2 s), not the server's 6 s
-    ((_, _, detail),) = await history(engines, "tracker_failed")
-    assert "GET /api/now/table/incident: TimeoutError" in detail
 
 
 # --- inbound -----------------------------------------------------------------------------------------------------
@@ -390,7 +209,7 @@ async def test_kill_9_between_create_and_record_leaves_one_incident_resolved_fro
     the incident resolved in ServiceNow resolves the alertdesk ticket."""
     url, schema = database
     (tmp_path / "snow.password").write_text(snow.password)
-    (tmp_path / "snow.inbound").write_text(INBOUND_TOKEN)
+    (tmp_path / "snow.inbound").write_text(tracker_side.INBOUND_TOKEN)
     policy = tmp_path / "policy.yaml"
     policy.write_text(
         "trackers:\n"
@@ -413,7 +232,7 @@ async def test_kill_9_between_create_and_record_leaves_one_incident_resolved_fro
         async with aiohttp.ClientSession() as session:
             async with session.post(f"{first.url}/webhooks/zabbix", json=payload) as resp:
                 assert resp.status == 202
-            await until(lambda: len(snow.incidents) == 1)
+            await tracker_side.until(lambda: len(snow.incidents) == 1)
             first.stop(signal.SIGKILL)
             snow.hold_creates.set()
             snow.hold_creates = None
@@ -427,7 +246,7 @@ async def test_kill_9_between_create_and_record_leaves_one_incident_resolved_fro
                         found.update(await resp.json())
                     return bool(found["external_refs"])
 
-                await until_async(recorded, within=40)
+                await tracker_side.until_async(recorded, within=40)
                 resolved = {
                     "sys_id": snow.incidents[0].fields["sys_id"],
                     "sys_mod_count": 3,

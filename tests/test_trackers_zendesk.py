@@ -15,53 +15,16 @@ from dedup.fold import fold
 from tests.conftest import Clock
 from tests.fake_zendesk import FakeZendesk
 from tests.process import free_port
-from tests.tracker_side import (
-    INBOUND_TOKEN,
-    RUNBOOK,
-    TITLE,
-    history,
-    inbound_api,
-    post,
-    problem,
-    side,
-    ticket,
-    tracker_rows,
-)
+from tests.tracker_harness import policy_for, serving
+from tests.tracker_side import RUNBOOK, TITLE, history, inbound_api, post, problem, side, ticket, tracker_rows
 from ticketstore import actions
 from ticketstore.db import Engines
-from ticketstore.policy import Policy
 
 
 @pytest.fixture
 async def zendesk() -> AsyncIterator[FakeZendesk]:
-    server = await FakeZendesk(free_port()).start()
-    yield server
-    await server.stop()
-
-
-def policy_for(zendesk: FakeZendesk, tmp_path: Path) -> Policy:
-    (tmp_path / "zendesk.token").write_text(zendesk.token + "\n")
-    (tmp_path / "zendesk.inbound").write_text(INBOUND_TOKEN)
-    return Policy.model_validate(
-        {
-            "trackers": {
-                "zd": {
-                    "type": "zendesk",
-                    "url": zendesk.url,
-                    "user": zendesk.email,
-                    "token_file": str(tmp_path / "zendesk.token"),
-                    "inbound_token_file": str(tmp_path / "zendesk.inbound"),
-                }
-            },
-            "severities": {
-                "critical": {
-                    "priority": "P1",
-                    "tracker": "zd",
-                    "runbook": "https://wiki.example.net/runbooks/{source}/{host}/{service}",
-                }
-            },
-        }
-    )
+    async with serving(FakeZendesk(free_port())) as server:
+        yield server
 
 
 async def test_one_zendesk_ticket_follows_the_alertdesk_ticket_to_solved(
