@@ -16,8 +16,8 @@ from normalizers.schema import Severity
 from tests.conftest import Clock
 from tests.fake_jira import FakeJira
 from tests.process import free_port
-from tests.tracker_harness import policy_for, serving
-from tests.tracker_side import RUNBOOK, TITLE, history, inbound_api, post, problem, side, ticket, tracker_rows
+from tests.tracker_harness import mirrored, policy_for, serving
+from tests.tracker_side import RUNBOOK, TITLE, history, post, problem, side, ticket, tracker_rows
 from ticketstore import actions
 from ticketstore.db import Engines
 from ticketstore.escalation.scan import escalate_due
@@ -131,7 +131,6 @@ def issue_updated(
 async def test_issue_updated_webhooks_come_back_once_and_alertdesks_own_are_not_echoed(
     engines: Engines, clock: Clock, jira: FakeJira, tmp_path: Path
 ) -> None:
-    policy = policy_for(jira, tmp_path)
     jane = {"accountId": "5b10ac8d82e05b22cc7d4ef5", "name": "jdoe", "displayName": "Jane Doe"}
     ours = {"accountId": "557058:f58131cb", "emailAddress": "ops@example.com", "displayName": "alertdesk"}
 
@@ -139,10 +138,7 @@ async def test_issue_updated_webhooks_come_back_once_and_alertdesks_own_are_not_
         paragraph = {"type": "paragraph", "content": [{"type": "text", "text": words}]}
         return {"type": "doc", "version": 1, "content": [paragraph]} if jira.version == 3 else words
 
-    async with side(engines, policy, clock) as s, inbound_api(s.store, policy) as api:
-        await s.store.apply_batch(fold([problem(clock)]))
-        await s.drain()
-        url = f"{api}/jira/events"
+    async with mirrored(engines, jira, tmp_path, clock) as (s, url):
         started = issue_updated(jira, change="status", by=jane, category="indeterminate")
         assert await post(url, started) == (200, {"applied": True, "ticket": "INC-000001"})
         assert (await post(url, started))[1]["applied"] is False  # redelivered

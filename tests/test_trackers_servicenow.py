@@ -21,8 +21,8 @@ from tests import tracker_side
 from tests.conftest import Clock
 from tests.fake_servicenow import FakeServiceNow
 from tests.process import AlertdeskProcess, free_port
-from tests.tracker_harness import policy_for, serving
-from tests.tracker_side import RUNBOOK, TITLE, history, inbound_api, post, problem, side, ticket, tracker_rows
+from tests.tracker_harness import mirrored, policy_for, serving
+from tests.tracker_side import RUNBOOK, TITLE, history, post, problem, side, ticket, tracker_rows
 from ticketstore import actions
 from ticketstore.db import Engines
 from ticketstore.escalation.scan import escalate_due
@@ -140,12 +140,7 @@ def business_rule(mod: int, *, by: str = "jane.doe", state: str = "1", changed: 
 async def test_changes_made_in_servicenow_come_back_once_with_the_person_and_are_not_echoed(
     engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
 ) -> None:
-    policy = policy_for(snow, tmp_path)
-    async with side(engines, policy, clock) as s, inbound_api(s.store, policy) as api:
-        await s.store.apply_batch(fold([problem(clock)]))
-        await s.drain()
-        url = f"{api}/snow/events"
-
+    async with mirrored(engines, snow, tmp_path, clock) as (s, url):
         assert (await post(url, business_rule(1, state="2", changed=["state"]), token="wrong"))[0] == 401
         assert (await ticket(engines)).status == "open"
         ack = business_rule(2, state="2", changed=["state"])
@@ -182,18 +177,16 @@ async def test_changes_made_in_servicenow_come_back_once_with_the_person_and_are
 async def test_inbound_refusals_name_what_is_wrong_and_change_nothing(
     engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
 ) -> None:
-    policy = policy_for(snow, tmp_path)
-    async with side(engines, policy, clock) as s, inbound_api(s.store, policy) as api:
-        await s.store.apply_batch(fold([problem(clock)]))
+    async with mirrored(engines, snow, tmp_path, clock) as (_, url):
         body = business_rule(1, state="6", changed=["state"])
-        assert (await post(f"{api}/jira/events", body))[0] == 404
+        assert (await post(url.replace("/snow/", "/jira/"), body))[0] == 404
         missing = {k: v for k, v in body.items() if k != "correlation_id"}
-        status, answer = await post(f"{api}/snow/events", missing)
+        status, answer = await post(url, missing)
         assert status == 422
         assert answer["detail"][0]["loc"] == ["body", "correlation_id"]
-        status, answer = await post(f"{api}/snow/events", {**body, "correlation_id": "CHG0000042"})
+        status, answer = await post(url, {**body, "correlation_id": "CHG0000042"})
         assert (status, answer["detail"][0]["loc"]) == (422, ["body", "correlation_id"])
-        assert (await post(f"{api}/snow/events", {**body, "correlation_id": "INC-000999"}))[0] == 404
+        assert (await post(url, {**body, "correlation_id": "INC-000999"}))[0] == 404
 
     assert (await ticket(engines)).status == "open"
 

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from dedup.fold import fold
+from normalizers.schema import Severity
 from tests.conftest import Clock
 from tests.fake_zendesk import FakeZendesk
 from tests.process import free_port
-from tests.tracker_harness import policy_for, serving
-from tests.tracker_side import RUNBOOK, TITLE, history, inbound_api, post, problem, side, ticket, tracker_rows
+from tests.tracker_harness import mirrored, policy_for, serving
+from tests.tracker_side import RUNBOOK, TITLE, history, post, problem, side, ticket, tracker_rows
 from ticketstore import actions
 from ticketstore.db import Engines
 
@@ -65,6 +66,30 @@ async def test_one_zendesk_ticket_follows_the_alertdesk_ticket_to_solved(
     assert len(failures) == 2 and "HTTP 429" in failures[0] and "retrying in 0:00:30" in failures[0]
 
 
+async def test_a_raised_severity_raises_the_zendesk_priority_and_a_lowered_one_is_noted(
+    engines: Engines, clock: Clock, zendesk: FakeZendesk, tmp_path: Path
+) -> None:
+    warning = problem(clock).model_copy(update={"severity": Severity.WARNING})
+    async with side(engines, policy_for(zendesk, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([warning]))
+        await s.drain()
+        (remote,) = zendesk.tickets
+        assert remote.fields["priority"] == "low"  # P4
+        await s.store.apply_batch(fold([problem(clock)]))  # critical now: P1
+        await s.drain()
+        assert remote.fields["priority"] == "urgent"
+        await s.store.apply_batch(fold([warning.model_copy(update={"id": "w2", "received_at": clock()})]))
+        await s.drain()
+
+    assert len(zendesk.tickets) == 1
+    assert remote.fields["priority"] == "urgent"  # priority follows the peak severity; the drop is a note
+    assert [c["body"] for c in remote.comments[1:]] == [
+        "[alertdesk] severity raised by zabbix: warning → critical",
+        "[alertdesk] severity lowered by zabbix: critical → warning",
+    ]
+    assert all(c["public"] is False for c in remote.comments)
+
+
 def trigger(event: str, **fields: str) -> dict[str, Any]:
     """The body of deploy/trackers/zendesk.md's triggers, placeholders filled in."""
     return {
@@ -85,11 +110,7 @@ def trigger(event: str, **fields: str) -> dict[str, Any]:
 async def test_trigger_webhooks_come_back_once_and_alertdesks_own_are_not_echoed(
     engines: Engines, clock: Clock, zendesk: FakeZendesk, tmp_path: Path
 ) -> None:
-    policy = policy_for(zendesk, tmp_path)
-    async with side(engines, policy, clock) as s, inbound_api(s.store, policy) as api:
-        await s.store.apply_batch(fold([problem(clock)]))
-        await s.drain()
-        url = f"{api}/zd/events"
+    async with mirrored(engines, zendesk, tmp_path, clock) as (s, url):
         opened = trigger("update", assignee="Raj Patel", group="DBA")
         assert await post(url, opened) == (200, {"applied": True, "ticket": "INC-000001"})
         assert (await post(url, opened))[1]["applied"] is False

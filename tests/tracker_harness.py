@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from dedup.fold import fold
+from tests.conftest import Clock
 from tests.fake_jira import FakeJira
 from tests.fake_servicenow import FakeServiceNow
 from tests.fake_tracker import FakeTracker
 from tests.fake_zendesk import FakeZendesk
-from tests.tracker_side import INBOUND_TOKEN
+from tests.tracker_side import INBOUND_TOKEN, Side, inbound_api, problem, side
+from ticketstore.db import Engines
 from ticketstore.policy import Policy
 
 F = TypeVar("F", bound=FakeTracker)
@@ -142,3 +145,17 @@ def policy_for(fake: FakeTracker, tmp_path: Path, *, timeout: float = 2.0) -> Po
             },
         }
     )
+
+
+@contextlib.asynccontextmanager
+async def mirrored(
+    engines: Engines, fake: FakeTracker, tmp_path: Path, clock: Clock
+) -> AsyncIterator[tuple[Side, str]]:
+    """The store side with one critical ticket (INC-000001) mirrored to the tracker, and the URL of the real
+    inbound endpoint where the tracker's events come back."""
+    policy = policy_for(fake, tmp_path)
+    async with side(engines, policy, clock) as s, inbound_api(s.store, policy) as api:
+        await s.store.apply_batch(fold([problem(clock)]))
+        await s.drain()
+        assert len(records(fake)) == 1
+        yield s, f"{api}/{facts(fake).name}/events"
