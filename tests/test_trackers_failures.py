@@ -1,4 +1,4 @@
-"""The failures every tracker meets, run against each of ServiceNow, Jira (Cloud) and Zendesk: a create's answer
+"""The failures every tracker meets, run against each of ServiceNow, Jira (Cloud and Data Center) and Zendesk: a create's answer
 lost after the record was made, 429 with Retry-After, 503 for a while, credentials refused until the file is fixed,
 giving up, a slow server. The user sees one remote record per ticket and every failure in the ticket's history.
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -28,7 +28,12 @@ from tests.tracker_side import history, problem, side, ticket, tracker_rows
 from ticketstore import actions
 from ticketstore.db import Engines
 
-FAKES: dict[str, type[FakeTracker]] = {"servicenow": FakeServiceNow, "jira": FakeJira, "zendesk": FakeZendesk}
+FAKES: dict[str, Callable[[int], FakeTracker]] = {
+    "servicenow": FakeServiceNow,
+    "jira-cloud": FakeJira,
+    "jira-datacenter": lambda port: FakeJira(port, version=2, user=None),  # REST v2, a PAT as Bearer
+    "zendesk": FakeZendesk,
+}
 
 
 @pytest.fixture(params=list(FAKES))
