@@ -15,8 +15,7 @@ import pytest
 
 from tests.cluster import Pipeline, eventually, ticket
 from tests.fake_zendesk import FakeZendesk
-from tests.process import free_port
-from tests.tracker_harness import serving
+from tests.tracker_harness import fake_fixture
 from tests.tracker_side import INBOUND_TOKEN, post
 
 pytestmark = pytest.mark.slow
@@ -24,10 +23,7 @@ pytestmark = pytest.mark.slow
 ZABBIX_PROBLEM = Path(__file__).parent / "payloads" / "zabbix" / "ingest-problem-cpu.json"
 
 
-@pytest.fixture
-async def zendesk() -> AsyncIterator[FakeZendesk]:
-    async with serving(FakeZendesk(free_port())) as server:
-        yield server
+zendesk = fake_fixture({"zendesk": FakeZendesk})
 
 
 @pytest.fixture

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from email.utils import format_datetime
 from pathlib import Path
-
-import pytest
 
 from dedup.fold import fold
 from tests.conftest import Clock
@@ -22,24 +19,19 @@ from tests.fake_jira import FakeJira
 from tests.fake_servicenow import FakeServiceNow
 from tests.fake_tracker import FakeTracker
 from tests.fake_zendesk import FakeZendesk
-from tests.process import free_port
-from tests.tracker_harness import facts, policy_for, records, remote_status, rotate, secret_file, serving
+from tests.tracker_harness import facts, fake_fixture, policy_for, records, remote_status, rotate, secret_file
 from tests.tracker_side import history, problem, side, ticket, tracker_rows
 from ticketstore import actions
 from ticketstore.db import Engines
 
-FAKES: dict[str, Callable[[int], FakeTracker]] = {
-    "servicenow": FakeServiceNow,
-    "jira-cloud": FakeJira,
-    "jira-datacenter": lambda port: FakeJira(port, version=2, user=None),  # REST v2, a PAT as Bearer
-    "zendesk": FakeZendesk,
-}
-
-
-@pytest.fixture(params=list(FAKES))
-async def fake(request: pytest.FixtureRequest) -> AsyncIterator[FakeTracker]:
-    async with serving(FAKES[request.param](free_port())) as server:
-        yield server
+fake = fake_fixture(
+    {
+        "servicenow": FakeServiceNow,
+        "jira-cloud": FakeJira,
+        "jira-datacenter": lambda port: FakeJira(port, version=2, user=None),  # REST v2, a PAT as Bearer
+        "zendesk": FakeZendesk,
+    }
+)
 
 
 def creates(fake: FakeTracker) -> int:

@@ -5,31 +5,22 @@ local server speaking Jira's REST API (tests/fake_jira.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from dedup.fold import fold
 from normalizers.schema import Severity
 from tests.conftest import Clock
 from tests.fake_jira import FakeJira
-from tests.process import free_port
-from tests.tracker_harness import mirrored, policy_for, serving
+from tests.tracker_harness import fake_fixture, mirrored, policy_for
 from tests.tracker_side import RUNBOOK, TITLE, history, post, problem, side, ticket, tracker_rows
 from ticketstore import actions
 from ticketstore.db import Engines
 from ticketstore.escalation.scan import escalate_due
 
-FLAVOURS = {"cloud": (3, "ops@example.com"), "datacenter": (2, None)}
-
-
-@pytest.fixture(params=list(FLAVOURS))
-async def jira(request: pytest.FixtureRequest) -> AsyncIterator[FakeJira]:
-    version, user = FLAVOURS[request.param]
-    async with serving(FakeJira(free_port(), version=version, user=user)) as server:
-        yield server
+jira = fake_fixture(
+    {"cloud": FakeJira, "datacenter": lambda port: FakeJira(port, version=2, user=None)}  # REST v2, a PAT as Bearer
+)
 
 
 def text(jira: FakeJira, body: Any) -> str:

@@ -9,29 +9,24 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from dedup.fold import fold
 from tests import tracker_side
 from tests.conftest import Clock
 from tests.fake_servicenow import FakeServiceNow
-from tests.process import AlertdeskProcess, free_port
-from tests.tracker_harness import mirrored, policy_for, serving
+from tests.process import AlertdeskProcess
+from tests.tracker_harness import fake_fixture, mirrored, policy_for
 from tests.tracker_side import RUNBOOK, TITLE, history, post, problem, side, ticket, tracker_rows
 from ticketstore import actions
 from ticketstore.db import Engines
 from ticketstore.escalation.scan import escalate_due
 
-
-@pytest.fixture
-async def snow() -> AsyncIterator[FakeServiceNow]:
-    async with serving(FakeServiceNow(free_port())) as server:
-        yield server
+snow = fake_fixture({"servicenow": FakeServiceNow})
 
 
 # --- outbound ----------------------------------------------------------------------------------------------------
@@ -237,7 +232,8 @@ async def test_kill_9_between_create_and_record_leaves_one_incident_resolved_fro
                 async def recorded() -> bool:
                     async with session.get(f"{second.url}/api/tickets/1") as resp:
                         found.update(await resp.json())
-                    return bool(found["external_refs"])
+                    # the key is recorded first, its history entry when the outbox row completes: wait for both
+                    return bool(found["external_refs"]) and any(h["kind"] == "tracker" for h in found["history"])
 
                 await tracker_side.until_async(recorded, within=40)
                 resolved = {

@@ -5,27 +5,19 @@ local server speaking the Tickets API (tests/fake_zendesk.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from dedup.fold import fold
 from normalizers.schema import Severity
 from tests.conftest import Clock
 from tests.fake_zendesk import FakeZendesk
-from tests.process import free_port
-from tests.tracker_harness import mirrored, policy_for, serving
+from tests.tracker_harness import fake_fixture, mirrored, policy_for
 from tests.tracker_side import RUNBOOK, TITLE, history, post, problem, side, ticket, tracker_rows
 from ticketstore import actions
 from ticketstore.db import Engines
 
-
-@pytest.fixture
-async def zendesk() -> AsyncIterator[FakeZendesk]:
-    async with serving(FakeZendesk(free_port())) as server:
-        yield server
+zendesk = fake_fixture({"zendesk": FakeZendesk})
 
 
 async def test_one_zendesk_ticket_follows_the_alertdesk_ticket_to_solved(

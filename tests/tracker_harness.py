@@ -6,10 +6,12 @@ error messages, its record's key).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
 
 from dedup.fold import fold
 from tests.conftest import Clock
@@ -17,6 +19,7 @@ from tests.fake_jira import FakeJira
 from tests.fake_servicenow import FakeServiceNow
 from tests.fake_tracker import FakeTracker
 from tests.fake_zendesk import FakeZendesk
+from tests.process import free_port
 from tests.tracker_side import INBOUND_TOKEN, Side, inbound_api, problem, side
 from ticketstore.db import Engines
 from ticketstore.policy import Policy
@@ -32,6 +35,17 @@ async def serving(fake: F) -> AsyncIterator[F]:
         yield fake
     finally:
         await fake.stop()
+
+
+def fake_fixture(makers: Mapping[str, Callable[[int], FakeTracker]]) -> Any:
+    """A fixture running a fake on a free port around each test, once per maker (the test ids name them)."""
+
+    @pytest.fixture(params=list(makers))
+    async def running(request: pytest.FixtureRequest) -> AsyncIterator[FakeTracker]:
+        async with serving(makers[request.param](free_port())) as server:
+            yield server
+
+    return running
 
 
 @dataclass(frozen=True)
