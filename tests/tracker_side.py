@@ -96,6 +96,14 @@ async def history(engines: Engines, *kinds: str, ticket_id: int = 1) -> list[tup
         return [tuple(r) for r in await conn.execute(query)]  # type: ignore[misc]
 
 
+async def taken_back(engines: Engines) -> tuple[tuple[Any, ...], list[tuple[str, str | None, str]]]:
+    """What the tracker's events made of ticket 1: (status, acknowledged by, assignee, group), and its history of
+    acknowledgement, assignment, comments and resolution."""
+    row = await ticket(engines)
+    state = (row.status, row.acknowledged_by, row.assignee, row.assigned_group)
+    return state, await history(engines, "acknowledged", "assigned", "comment", "resolved")
+
+
 async def tracker_rows(engines: Engines, name: str = "snow") -> Sequence[Any]:
     n = t.notifications.c
     query = select(n.event, n.status, n.attempts, n.next_attempt_at).where(n.channel == f"tracker:{name}")
