@@ -1,6 +1,6 @@
 """The failures every tracker meets, run against each of ServiceNow, Jira (Cloud and Data Center) and Zendesk: a create's answer
 lost after the record was made, 429 with Retry-After, 503 for a while, credentials refused until the file is fixed,
-giving up, a slow server. The user sees one remote record per ticket and every failure in the ticket's history.
+giving up, a slow server; and inbound events that are refused. The user sees one remote record per ticket and every failure in the ticket's history.
 
 The outbox's retry schedule runs on the injected clock; only the HTTP calls take real time.
 """
@@ -19,8 +19,18 @@ from tests.fake_jira import FakeJira
 from tests.fake_servicenow import FakeServiceNow
 from tests.fake_tracker import FakeTracker
 from tests.fake_zendesk import FakeZendesk
-from tests.tracker_harness import facts, fake_fixture, policy_for, records, remote_status, rotate, secret_file
-from tests.tracker_side import history, problem, side, ticket, tracker_rows
+from tests.tracker_harness import (
+    facts,
+    fake_fixture,
+    mirrored,
+    policy_for,
+    records,
+    remote_status,
+    resolved_remotely,
+    rotate,
+    secret_file,
+)
+from tests.tracker_side import history, post, problem, side, ticket, tracker_rows
 from ticketstore import actions
 from ticketstore.db import Engines
 
@@ -185,3 +195,21 @@ async def test_a_slow_tracker_slows_neither_the_store_nor_its_own_loop_forever(
     assert store_took < 1.5 <= call_took < 4.0  # bounded by the tracker's timeout (2 s), not the server's 6 s
     ((_, _, detail),) = await history(engines, "tracker_failed")
     assert f"{said.search}: TimeoutError" in detail
+
+
+async def test_inbound_refusals_name_what_is_wrong_and_change_nothing(
+    engines: Engines, clock: Clock, fake: FakeTracker, tmp_path: Path
+) -> None:
+    said = facts(fake)
+    async with mirrored(engines, fake, tmp_path, clock) as (_, url):
+        body = resolved_remotely(fake)
+        assert (await post(url, body, token="wrong"))[0] == 401
+        assert (await post(url.replace(f"/{said.name}/", "/nosuch/"), body))[0] == 404
+        status, answer = await post(url, {k: v for k, v in body.items() if k != said.required})
+        assert (status, answer["detail"][0]["loc"]) == (422, ["body", said.required])
+        status, answer = await post(url, resolved_remotely(fake, "CHG0000042"))  # not an alertdesk number
+        assert (status, answer["detail"][0]["loc"]) == (422, ["body", *said.number_at])
+        assert (await post(url, resolved_remotely(fake, "INC-000999")))[0] == 404
+
+    assert (await ticket(engines)).status == "open"
+    assert await history(engines, "resolved") == []

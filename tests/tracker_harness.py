@@ -61,6 +61,8 @@ class Facts:
     unavailable: str  # its 503 error message
     unauthenticated: str  # its 401 error message
     acknowledged: str  # the record's status once alertdesk's ticket is acknowledged
+    required: str  # a field the tracker's inbound body must have
+    number_at: list[str]  # where that body carries the alertdesk ticket number
 
 
 def facts(fake: FakeTracker) -> Facts:
@@ -69,6 +71,7 @@ def facts(fake: FakeTracker) -> Facts:
         return Facts(
             "snow", "ServiceNow incident", "INC0010001", f"GET {incidents}", f"POST {incidents}",
             "Too many requests", "Service Unavailable", "User Not Authenticated", "2",
+            "updated_by", ["correlation_id"],
         )  # fmt: skip
     if isinstance(fake, FakeJira):
         api = f"/rest/api/{fake.version}"
@@ -76,14 +79,52 @@ def facts(fake: FakeTracker) -> Facts:
         return Facts(
             "jira", "Jira issue", "OPS-1", search, f"POST {api}/issue", "Rate limit exceeded", "Service unavailable",
             "You are not authenticated. Authentication required to perform this operation.", "In Progress",
+            "webhookEvent", ["issue", "fields", "labels"],
         )  # fmt: skip
     assert isinstance(fake, FakeZendesk)
     tickets = "/api/v2/tickets.json"
     return Facts(
         "zd", "Zendesk ticket", "4711", f"GET {tickets}", f"POST {tickets}",
         "APIRateLimitExceeded - Try again later", "ServiceUnavailable - Try again later", "Couldn't authenticate you",
-        "open",
+        "open", "updated_by", ["external_id"],
     )  # fmt: skip
+
+
+def resolved_remotely(fake: FakeTracker, number: str = "INC-000001") -> dict[str, Any]:
+    """The body the tracker sends when a person resolves the record of ticket `number` (deploy/trackers/)."""
+    if isinstance(fake, FakeServiceNow):
+        return {
+            "sys_id": "9d385017c611228701d22104cc95c371",
+            "sys_mod_count": 7,
+            "number": "INC0010001",
+            "correlation_id": number,
+            "state": "6",
+            "updated_by": "jane.doe",
+            "changed": ["state"],
+        }
+    if isinstance(fake, FakeJira):
+        done = {"name": "Done", "statusCategory": {"key": "done"}}
+        return {
+            "timestamp": 1773480000000,
+            "webhookEvent": "jira:issue_updated",
+            "user": {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Jane Doe"},
+            "issue": {
+                "id": "10001",
+                "key": "OPS-1",
+                "fields": {"labels": ["alertdesk", f"alertdesk-{number}"], "status": done},
+            },
+            "changelog": {"id": "10900", "items": [{"field": "status", "fieldtype": "jira", "toString": "Done"}]},
+        }
+    assert isinstance(fake, FakeZendesk)
+    return {
+        "event": "update",
+        "ticket_id": "4711",
+        "external_id": number,
+        "updated_at": "2026-03-14 03:25:00 +0000",
+        "status": "solved",
+        "updated_by": "jane.doe@example.com",
+        "updated_by_name": "Jane Doe",
+    }
 
 
 def records(fake: FakeTracker) -> list[Any]:
