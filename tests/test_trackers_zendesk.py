@@ -16,6 +16,7 @@ from tests.tracker_harness import fake_fixture, mirrored, policy_for
 from tests.tracker_side import RUNBOOK, TITLE, history, post, problem, side, taken_back, ticket, tracker_rows
 from ticketstore import actions
 from ticketstore.db import Engines
+from ticketstore.escalation.scan import escalate_due
 
 zendesk = fake_fixture({"zendesk": FakeZendesk})
 
@@ -56,6 +57,31 @@ async def test_one_zendesk_ticket_follows_the_alertdesk_ticket_to_solved(
     assert (await ticket(engines)).external_refs == {"zd": "4711"}
     failures = [d for _, _, d in await history(engines, "tracker_failed")]
     assert len(failures) == 2 and "HTTP 429" in failures[0] and "retrying in 0:00:30" in failures[0]
+
+
+async def test_escalation_and_sla_breach_are_internal_notes_and_a_keys_new_ticket_names_the_previous(
+    engines: Engines, clock: Clock, zendesk: FakeZendesk, tmp_path: Path
+) -> None:
+    async with side(engines, policy_for(zendesk, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([problem(clock)]))
+        await s.drain()
+        clock.advance(minutes=16)
+        await escalate_due(s.store)
+        assert await s.drain() == 2  # the response SLA breach and the escalation step
+        await s.store.act(1, actions.resolve("maria.rossi"))
+        await s.drain()
+        clock.advance(hours=2)
+        await s.store.apply_batch(fold([problem(clock).model_copy(update={"episode_id": "8471990"})]))
+        await s.drain()
+
+    first, second = zendesk.tickets
+    notes = [c["body"] for c in first.comments[1:]]
+    assert notes[0].startswith("[alertdesk] sla breached: response: not acknowledged by 2026-03-14 03:15:00Z")
+    assert notes[1] == "[alertdesk] escalated: level 1: unacknowledged after 0:15:00, assigned to oncall-l2"
+    assert first.fields["status"] == "solved"
+    assert (second.fields["external_id"], second.fields["status"]) == ("INC-000002", "new")
+    assert "Follows Zendesk ticket #4711 (alertdesk INC-000001)" in second.comments[0]["body"].splitlines()
+    assert (await ticket(engines, 2)).external_refs == {"zd": "4712"}
 
 
 async def test_a_raised_severity_raises_the_zendesk_priority_and_a_lowered_one_is_noted(
