@@ -13,7 +13,18 @@ from normalizers.schema import Severity
 from tests.conftest import Clock
 from tests.fake_jira import FakeJira
 from tests.tracker_harness import fake_fixture, mirrored, policy_for
-from tests.tracker_side import RUNBOOK, TITLE, history, post, problem, side, taken_back, ticket, tracker_rows
+from tests.tracker_side import (
+    RUNBOOK,
+    TITLE,
+    history,
+    post,
+    problem,
+    same_problem_again,
+    side,
+    taken_back,
+    ticket,
+    tracker_rows,
+)
 from ticketstore import actions
 from ticketstore.db import Engines
 from ticketstore.escalation.scan import escalate_due
@@ -79,11 +90,7 @@ async def test_a_lost_create_answer_finds_the_issue_by_its_label_and_a_new_ticke
         await s.dispatcher.run_once()
         clock.advance(seconds=10)
         await s.dispatcher.run_once()
-        await s.store.act(1, actions.resolve("maria.rossi"))
-        await s.drain()
-        clock.advance(hours=1)
-        await s.store.apply_batch(fold([problem(clock).model_copy(update={"episode_id": "8471990"})]))
-        await s.drain()
+        await same_problem_again(s, clock)
 
     assert [i.key for i in jira.issues] == ["OPS-1", "OPS-2"]
     assert jira.issues[1].links == ["Relates OPS-1"]

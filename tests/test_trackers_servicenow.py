@@ -21,7 +21,18 @@ from tests.conftest import Clock
 from tests.fake_servicenow import FakeServiceNow
 from tests.process import AlertdeskProcess
 from tests.tracker_harness import fake_fixture, mirrored, policy_for
-from tests.tracker_side import RUNBOOK, TITLE, history, post, problem, side, taken_back, ticket, tracker_rows
+from tests.tracker_side import (
+    RUNBOOK,
+    TITLE,
+    history,
+    post,
+    problem,
+    same_problem_again,
+    side,
+    taken_back,
+    ticket,
+    tracker_rows,
+)
 from ticketstore import actions
 from ticketstore.db import Engines
 from ticketstore.escalation.scan import escalate_due
@@ -81,11 +92,7 @@ async def test_a_keys_new_ticket_links_the_previous_incident(
 ) -> None:
     async with side(engines, policy_for(snow, tmp_path), clock) as s:
         await s.store.apply_batch(fold([problem(clock)]))
-        await s.store.act(1, actions.resolve("maria.rossi"))
-        await s.drain()
-        clock.advance(hours=2)
-        await s.store.apply_batch(fold([problem(clock).model_copy(update={"episode_id": "8471990"})]))
-        await s.drain()
+        await same_problem_again(s, clock)
 
     first, second = snow.incidents
     assert (first.fields["correlation_id"], second.fields["correlation_id"]) == ("INC-000001", "INC-000002")

@@ -13,7 +13,18 @@ from normalizers.schema import Severity
 from tests.conftest import Clock
 from tests.fake_zendesk import FakeZendesk
 from tests.tracker_harness import fake_fixture, mirrored, policy_for
-from tests.tracker_side import RUNBOOK, TITLE, history, post, problem, side, taken_back, ticket, tracker_rows
+from tests.tracker_side import (
+    RUNBOOK,
+    TITLE,
+    history,
+    post,
+    problem,
+    same_problem_again,
+    side,
+    taken_back,
+    ticket,
+    tracker_rows,
+)
 from ticketstore import actions
 from ticketstore.db import Engines
 from ticketstore.escalation.scan import escalate_due
@@ -68,11 +79,7 @@ async def test_escalation_and_sla_breach_are_internal_notes_and_a_keys_new_ticke
         clock.advance(minutes=16)
         await escalate_due(s.store)
         assert await s.drain() == 2  # the response SLA breach and the escalation step
-        await s.store.act(1, actions.resolve("maria.rossi"))
-        await s.drain()
-        clock.advance(hours=2)
-        await s.store.apply_batch(fold([problem(clock).model_copy(update={"episode_id": "8471990"})]))
-        await s.drain()
+        await same_problem_again(s, clock)
 
     first, second = zendesk.tickets
     notes = [c["body"] for c in first.comments[1:]]

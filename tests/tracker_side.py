@@ -18,9 +18,11 @@ from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
+from dedup.fold import fold
 from normalizers.schema import Alert, Kind, Severity, Source
 from tests.conftest import Clock
 from tests.process import free_port
+from ticketstore import actions
 from ticketstore import tables as t
 from ticketstore.db import Engines
 from ticketstore.lifecycle import Lifecycle
@@ -67,6 +69,15 @@ class Side:
                 return total
             total += done
         return total
+
+
+async def same_problem_again(s: Side, clock: Clock) -> None:
+    """Ticket 1 resolved by an operator, and two hours later the same problem again: the key's new ticket (2)."""
+    await s.store.act(1, actions.resolve("maria.rossi"))
+    await s.drain()
+    clock.advance(hours=2)
+    await s.store.apply_batch(fold([problem(clock).model_copy(update={"episode_id": "8471990"})]))
+    await s.drain()
 
 
 @contextlib.asynccontextmanager
