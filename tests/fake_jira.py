@@ -89,7 +89,7 @@ class FakeJira(FakeTracker):
         number = len(self.issues) + 1
         issue = Issue(str(10000 + number), f"{fields['project']['key']}-{number}", fields)
         self.issues.append(issue)
-        lost = self.lost(request)
+        lost = await self.created(request)
         if lost is not None:
             return lost
         return web.json_response({"id": issue.id, "key": issue.key, "self": f"{self.url}/issue/{issue.id}"}, status=201)

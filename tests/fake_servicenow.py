@@ -9,7 +9,6 @@ server, and a password that changes.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 import uuid
@@ -38,17 +37,11 @@ class FakeServiceNow(FakeTracker):
     incidents: list[Incident] = field(default_factory=list)
     hibernating: int = 0  # answers of a hibernating instance: 200 with an HTML page
     empty_create_answers: int = 0  # creates answered `{"result": {}}`
-    hold_creates: asyncio.Event | None = None  # a create waits for it after making the record
 
     def routes(self, app: web.Application, guarded: Callable[[Handler], Handler]) -> None:
         app.router.add_get(INCIDENTS, guarded(self._list))
         app.router.add_post(INCIDENTS, guarded(self._create))
         app.router.add_patch(INCIDENTS + "/{sys_id}", guarded(self._update))
-
-    async def stop(self) -> None:
-        if self.hold_creates is not None:
-            self.hold_creates.set()
-        await super().stop()
 
     def by_correlation(self, correlation_id: str) -> list[Incident]:
         return [i for i in self.incidents if i.fields["correlation_id"] == correlation_id]
@@ -96,9 +89,7 @@ class FakeServiceNow(FakeTracker):
         )
         _journal(incident, body)
         self.incidents.append(incident)
-        if self.hold_creates is not None:
-            await self.hold_creates.wait()
-        lost = self.lost(request)
+        lost = await self.created(request)
         if lost is not None:
             return lost
         if self.empty_create_answers:

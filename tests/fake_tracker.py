@@ -23,6 +23,7 @@ class FakeTracker:
     queued: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # next answers: status, headers
     lose_create_answers: int = 0  # creates whose answer is lost after the record was made
     delay: float = 0.0  # seconds before each answer
+    hold_creates: asyncio.Event | None = None  # a create waits for it after making the record
     server: TestServer | None = None
 
     @property
@@ -37,6 +38,8 @@ class FakeTracker:
         return self
 
     async def stop(self) -> None:
+        if self.hold_creates is not None:
+            self.hold_creates.set()
         if self.server is not None:
             await self.server.close()
 
@@ -61,8 +64,11 @@ class FakeTracker:
 
     # --- shared -----------------------------------------------------------------------------------------------
 
-    def lost(self, request: web.Request) -> web.StreamResponse | None:
-        """After a create made its record: drop the connection when its answer is to be lost."""
+    async def created(self, request: web.Request) -> web.StreamResponse | None:
+        """After a create made its record: wait while creates are held; drop the connection when its answer is to be
+        lost (that answer, else None)."""
+        if self.hold_creates is not None:
+            await self.hold_creates.wait()
         if not self.lose_create_answers:
             return None
         self.lose_create_answers -= 1

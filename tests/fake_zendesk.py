@@ -61,7 +61,7 @@ class FakeZendesk(FakeTracker):
             [body["comment"]],
         )
         self.tickets.append(ticket)
-        lost = self.lost(request)
+        lost = await self.created(request)
         if lost is not None:
             return lost
         return web.json_response({"ticket": ticket.fields, "audit": {"events": []}}, status=201)

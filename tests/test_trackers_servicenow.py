@@ -1,25 +1,19 @@
 """ServiceNow as the team sees it: one incident per alertdesk ticket, following it from open to resolution, and
 the team's changes in ServiceNow taken back — against a local server speaking the Table API (tests/fake_servicenow.py).
 
-The failures every tracker meets (lost answers, 429, 503, 401, giving up, slowness) are in test_trackers_failures.py.
+The failures every tracker meets (lost answers, 429, 503, 401, giving up, slowness, refused inbound events) are in
+test_trackers_failures.py, the kill -9 between send and record in test_trackers_crash.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from dedup.fold import fold
-from tests import tracker_side
 from tests.conftest import Clock
 from tests.fake_servicenow import FakeServiceNow
-from tests.process import AlertdeskProcess
 from tests.tracker_harness import fake_fixture, mirrored, policy_for
 from tests.tracker_side import (
     RUNBOOK,
@@ -168,81 +162,3 @@ async def test_changes_made_in_servicenow_come_back_once_with_the_person_and_are
     ]
     assert [r.event for r in await tracker_rows(engines)] == ["opened"]
     assert snow.incidents[0].work_notes == []
-
-
-# --- a crash between send and record -------------------------------------------------------------------------------
-
-
-async def test_kill_9_between_create_and_record_leaves_one_incident_resolved_from_servicenow(
-    database: tuple[str, str | None], snow: FakeServiceNow, tmp_path: Path
-) -> None:
-    """A Zabbix problem into a real `alertdesk run`, which dies (SIGKILL) after ServiceNow made the incident and
-    before its answer was recorded; the restarted process finds the incident by its correlation id and records it;
-    the incident resolved in ServiceNow resolves the alertdesk ticket."""
-    url, schema = database
-    (tmp_path / "snow.password").write_text(snow.password)
-    (tmp_path / "snow.inbound").write_text(tracker_side.INBOUND_TOKEN)
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(
-        "trackers:\n"
-        f"  snow: {{type: servicenow, url: '{snow.url}', user: {snow.user},"
-        f" password_file: '{tmp_path / 'snow.password'}', inbound_token_file: '{tmp_path / 'snow.inbound'}',"
-        " timeout: 1}\n"
-        "routes:\n"
-        "  - {match: {source: zabbix}, tracker: snow}\n"
-    )
-    env = {
-        "ALERTDESK_POLICY": str(policy),
-        "ALERTDESK_DATABASE_URL": url,
-        **({"ALERTDESK_DATABASE_SCHEMA": schema} if schema else {}),
-    }
-    payload = json.loads((Path(__file__).parent / "payloads" / "zabbix" / "ingest-problem-cpu.json").read_text())
-    snow.hold_creates = asyncio.Event()  # the incident is made, its answer waits
-
-    first = await asyncio.to_thread(AlertdeskProcess(tmp_path, env).start)
-    try:
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"{first.url}/webhooks/zabbix", json=payload) as resp:
-                assert resp.status == 202
-            await tracker_side.until(lambda: len(snow.incidents) == 1)
-            first.stop(signal.SIGKILL)
-            snow.hold_creates.set()
-            snow.hold_creates = None
-
-            second = await asyncio.to_thread(AlertdeskProcess(tmp_path, env).start)
-            try:
-                found: dict[str, Any] = {}
-
-                async def recorded() -> bool:
-                    async with session.get(f"{second.url}/api/tickets/1") as resp:
-                        found.update(await resp.json())
-                    # the key is recorded first, its history entry when the outbox row completes: wait for both
-                    return bool(found["external_refs"]) and any(h["kind"] == "tracker" for h in found["history"])
-
-                await tracker_side.until_async(recorded, within=40)
-                resolved = {
-                    "sys_id": snow.incidents[0].fields["sys_id"],
-                    "sys_mod_count": 3,
-                    "number": "INC0010001",
-                    "correlation_id": "INC-000001",
-                    "state": "6",
-                    "updated_by": "jane.doe",
-                    "changed": ["state"],
-                }
-                assert await post(f"{second.url}/api/trackers/snow/events", resolved) == (
-                    200,
-                    {"applied": True, "ticket": "INC-000001"},
-                )
-                async with session.get(f"{second.url}/api/tickets/1") as resp:
-                    after = await resp.json()
-            finally:
-                second.stop()
-    finally:
-        first.stop(signal.SIGKILL)
-
-    assert len(snow.incidents) == 1
-    assert [m for m, _, _ in snow.requests if m == "POST"] == ["POST"]  # the crashed process's; none after it
-    assert found["external_refs"] == {"snow": "INC0010001"}
-    details = [h["detail"] for h in found["history"] if h["kind"] == "tracker"]
-    assert details == ["ServiceNow incident INC0010001 found (made by an earlier attempt)"]
-    assert (after["status"], after["history"][-1]["actor"]) == ("resolved", "jane.doe")

@@ -63,6 +63,7 @@ class Facts:
     acknowledged: str  # the record's status once alertdesk's ticket is acknowledged
     required: str  # a field the tracker's inbound body must have
     number_at: list[str]  # where that body carries the alertdesk ticket number
+    resolver: str  # who resolves it remotely in resolved_remotely(), as the ticket's history names them
 
 
 def facts(fake: FakeTracker) -> Facts:
@@ -71,7 +72,7 @@ def facts(fake: FakeTracker) -> Facts:
         return Facts(
             "snow", "ServiceNow incident", "INC0010001", f"GET {incidents}", f"POST {incidents}",
             "Too many requests", "Service Unavailable", "User Not Authenticated", "2",
-            "updated_by", ["correlation_id"],
+            "updated_by", ["correlation_id"], "jane.doe",
         )  # fmt: skip
     if isinstance(fake, FakeJira):
         api = f"/rest/api/{fake.version}"
@@ -79,14 +80,14 @@ def facts(fake: FakeTracker) -> Facts:
         return Facts(
             "jira", "Jira issue", "OPS-1", search, f"POST {api}/issue", "Rate limit exceeded", "Service unavailable",
             "You are not authenticated. Authentication required to perform this operation.", "In Progress",
-            "webhookEvent", ["issue", "fields", "labels"],
+            "webhookEvent", ["issue", "fields", "labels"], "Jane Doe",
         )  # fmt: skip
     assert isinstance(fake, FakeZendesk)
     tickets = "/api/v2/tickets.json"
     return Facts(
         "zd", "Zendesk ticket", "4711", f"GET {tickets}", f"POST {tickets}",
         "APIRateLimitExceeded - Try again later", "ServiceUnavailable - Try again later", "Couldn't authenticate you",
-        "open", "updated_by", ["external_id"],
+        "open", "updated_by", ["external_id"], "Jane Doe",
     )  # fmt: skip
 
 
@@ -160,8 +161,8 @@ def secret_file(fake: FakeTracker, tmp_path: Path) -> Path:
     return tmp_path / f"{facts(fake).name}.secret"
 
 
-def policy_for(fake: FakeTracker, tmp_path: Path, *, timeout: float = 2.0) -> Policy:
-    """Critical (P1, escalated after 15 minutes) and warning (P4) tickets go to this tracker, with a runbook."""
+def tracker_entry(fake: FakeTracker, tmp_path: Path, *, timeout: float = 2.0) -> dict[str, Any]:
+    """The policy's `trackers:` entry for the fake (a JSON-able dict), its credentials written to files."""
     name = facts(fake).name
     (tmp_path / f"{name}.inbound").write_text(INBOUND_TOKEN + "\n")
     files = {"inbound_token_file": str(tmp_path / f"{name}.inbound"), "timeout": timeout}
@@ -184,9 +185,15 @@ def policy_for(fake: FakeTracker, tmp_path: Path, *, timeout: float = 2.0) -> Po
         assert isinstance(fake, FakeZendesk)
         secret_file(fake, tmp_path).write_text(fake.token + "\n")
         entry = {"type": "zendesk", "user": fake.email, "token_file": str(secret_file(fake, tmp_path))}
+    return {**entry, "url": fake.url, **files}
+
+
+def policy_for(fake: FakeTracker, tmp_path: Path, *, timeout: float = 2.0) -> Policy:
+    """Critical (P1, escalated after 15 minutes) and warning (P4) tickets go to this tracker, with a runbook."""
+    name = facts(fake).name
     return Policy.model_validate(
         {
-            "trackers": {name: {**entry, "url": fake.url, **files}},
+            "trackers": {name: tracker_entry(fake, tmp_path, timeout=timeout)},
             "severities": {
                 "critical": {
                     "priority": "P1",
