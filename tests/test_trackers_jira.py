@@ -10,21 +10,10 @@ from typing import Any
 
 from dedup.fold import fold
 from normalizers.schema import Severity
+from tests import tracker_side as ts
 from tests.conftest import Clock
 from tests.fake_jira import FakeJira
 from tests.tracker_harness import fake_fixture, mirrored, policy_for
-from tests.tracker_side import (
-    RUNBOOK,
-    TITLE,
-    history,
-    post,
-    problem,
-    same_problem_again,
-    side,
-    taken_back,
-    ticket,
-    tracker_rows,
-)
 from ticketstore import actions
 from ticketstore.db import Engines
 from ticketstore.escalation.scan import escalate_due
@@ -46,20 +35,20 @@ def text(jira: FakeJira, body: Any) -> str:
 async def test_one_issue_follows_the_ticket_from_open_to_done(
     engines: Engines, clock: Clock, jira: FakeJira, tmp_path: Path
 ) -> None:
-    async with side(engines, policy_for(jira, tmp_path), clock) as s:
-        warning = problem(clock).model_copy(update={"severity": Severity.WARNING})
+    async with ts.side(engines, policy_for(jira, tmp_path), clock) as s:
+        warning = ts.problem(clock).model_copy(update={"severity": Severity.WARNING})
         await s.store.apply_batch(fold([warning]))
         assert await s.drain() == 1
         (issue,) = jira.issues
         assert issue.key == "OPS-1"
-        assert issue.fields["summary"] == TITLE
+        assert issue.fields["summary"] == ts.TITLE
         assert issue.fields["labels"] == ["alertdesk", "alertdesk-INC-000001"]
         assert issue.fields["issuetype"] == {"name": "Incident"}
         assert issue.fields["priority"] == {"name": "Low"}  # P4, the default names
-        assert f"Runbook: {RUNBOOK}" in text(jira, issue.fields["description"])
-        assert (await ticket(engines)).external_refs == {"jira": "OPS-1"}
+        assert f"Runbook: {ts.RUNBOOK}" in text(jira, issue.fields["description"])
+        assert (await ts.ticket(engines)).external_refs == {"jira": "OPS-1"}
 
-        await s.store.apply_batch(fold([problem(clock)]))  # critical now: P1, named Blocker in this policy
+        await s.store.apply_batch(fold([ts.problem(clock)]))  # critical now: P1, named Blocker in this policy
         clock.advance(minutes=16)
         await escalate_due(s.store)
         await s.store.act(1, actions.acknowledge("maria.rossi"))
@@ -78,23 +67,23 @@ async def test_one_issue_follows_the_ticket_from_open_to_done(
         "[alertdesk] acknowledged by maria.rossi",
         "[alertdesk] resolved by maria.rossi: resolved by operator",
     ]
-    assert await history(engines, "tracker") == [("tracker", None, "Jira issue OPS-1 created")]
+    assert await ts.history(engines, "tracker") == [("tracker", None, "Jira issue OPS-1 created")]
 
 
 async def test_a_lost_create_answer_finds_the_issue_by_its_label_and_a_new_ticket_links_it(
     engines: Engines, clock: Clock, jira: FakeJira, tmp_path: Path
 ) -> None:
     jira.lose_create_answers = 1
-    async with side(engines, policy_for(jira, tmp_path), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
+    async with ts.side(engines, policy_for(jira, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([ts.problem(clock)]))
         await s.dispatcher.run_once()
         clock.advance(seconds=10)
         await s.dispatcher.run_once()
-        await same_problem_again(s, clock)
+        await ts.same_problem_again(s, clock)
 
     assert [i.key for i in jira.issues] == ["OPS-1", "OPS-2"]
     assert jira.issues[1].links == ["Relates OPS-1"]
-    assert (await ticket(engines)).external_refs == {"jira": "OPS-1"}
+    assert (await ts.ticket(engines)).external_refs == {"jira": "OPS-1"}
 
 
 def issue_updated(
@@ -138,20 +127,20 @@ async def test_issue_updated_webhooks_come_back_once_and_alertdesks_own_are_not_
 
     async with mirrored(engines, jira, tmp_path, clock) as (s, url):
         started = issue_updated(jira, change="status", by=jane, category="indeterminate")
-        assert await post(url, started) == (200, {"applied": True, "ticket": "INC-000001"})
-        assert (await post(url, started))[1]["applied"] is False  # redelivered
-        assert (await post(url, issue_updated(jira, change="assignee", by=jane)))[0] == 200
+        assert await ts.post(url, started) == (200, {"applied": True, "ticket": "INC-000001"})
+        assert (await ts.post(url, started))[1]["applied"] is False  # redelivered
+        assert (await ts.post(url, issue_updated(jira, change="assignee", by=jane)))[0] == 200
         echo = issue_updated(jira, change="comment", by=jane, body=adf("[alertdesk] acknowledged by maria.rossi"))
-        assert (await post(url, echo))[1]["applied"] is False
+        assert (await ts.post(url, echo))[1]["applied"] is False
         if jira.user is not None:
             ours_done = issue_updated(jira, change="status", by=ours, category="done")
-            assert (await post(url, ours_done))[1]["applied"] is False
+            assert (await ts.post(url, ours_done))[1]["applied"] is False
         said = issue_updated(jira, change="comment", by=jane, body=adf("failover to db-paris-02 done"))
-        assert (await post(url, said))[0] == 200
-        assert (await post(url, issue_updated(jira, change="status", by=jane, category="done")))[0] == 200
+        assert (await ts.post(url, said))[0] == 200
+        assert (await ts.post(url, issue_updated(jira, change="status", by=jane, category="done")))[0] == 200
         await s.drain()
 
-    (status, acknowledged_by, assignee, group), entries = await taken_back(engines)
+    (status, acknowledged_by, assignee, group), entries = await ts.taken_back(engines)
     assert (status, acknowledged_by, assignee) == ("resolved", "Jane Doe", "Raj Patel")
     assert entries == [
         ("acknowledged", "Jane Doe", ""),
@@ -159,5 +148,5 @@ async def test_issue_updated_webhooks_come_back_once_and_alertdesks_own_are_not_
         ("comment", "Jane Doe", "failover to db-paris-02 done"),
         ("resolved", "Jane Doe", "resolved in jira"),
     ]
-    assert [r.event for r in await tracker_rows(engines, "jira")] == ["opened"]
+    assert [r.event for r in await ts.tracker_rows(engines, "jira")] == ["opened"]
     assert jira.issues[0].comments == []

@@ -12,21 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from dedup.fold import fold
+from tests import tracker_side as ts
 from tests.conftest import Clock
 from tests.fake_servicenow import FakeServiceNow
 from tests.tracker_harness import fake_fixture, mirrored, policy_for
-from tests.tracker_side import (
-    RUNBOOK,
-    TITLE,
-    history,
-    post,
-    problem,
-    same_problem_again,
-    side,
-    taken_back,
-    ticket,
-    tracker_rows,
-)
 from ticketstore import actions
 from ticketstore.db import Engines
 from ticketstore.escalation.scan import escalate_due
@@ -40,20 +29,20 @@ snow = fake_fixture({"servicenow": FakeServiceNow})
 async def test_one_incident_follows_the_ticket_from_open_to_resolution(
     engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
 ) -> None:
-    async with side(engines, policy_for(snow, tmp_path), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
+    async with ts.side(engines, policy_for(snow, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([ts.problem(clock)]))
         assert await s.drain() == 1
 
         (incident,) = snow.incidents
         assert incident.fields["number"] == "INC0010001"
-        assert incident.fields["short_description"] == TITLE
+        assert incident.fields["short_description"] == ts.TITLE
         assert incident.fields["correlation_id"] == "INC-000001"
         assert incident.fields["correlation_display"] == "alertdesk"
         assert (incident.fields["impact"], incident.fields["urgency"]) == ("1", "1")  # P1: ServiceNow's Critical
-        assert f"Runbook: {RUNBOOK}" in incident.fields["description"].splitlines()
-        assert (await ticket(engines)).external_refs == {"snow": "INC0010001"}
-        assert (await ticket(engines)).runbook_url == RUNBOOK
-        assert await history(engines, "tracker") == [("tracker", None, "ServiceNow incident INC0010001 created")]
+        assert f"Runbook: {ts.RUNBOOK}" in incident.fields["description"].splitlines()
+        assert (await ts.ticket(engines)).external_refs == {"snow": "INC0010001"}
+        assert (await ts.ticket(engines)).runbook_url == ts.RUNBOOK
+        assert await ts.history(engines, "tracker") == [("tracker", None, "ServiceNow incident INC0010001 created")]
 
         clock.advance(minutes=16)
         await escalate_due(s.store)
@@ -84,15 +73,15 @@ async def test_one_incident_follows_the_ticket_from_open_to_resolution(
 async def test_a_keys_new_ticket_links_the_previous_incident(
     engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
 ) -> None:
-    async with side(engines, policy_for(snow, tmp_path), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
-        await same_problem_again(s, clock)
+    async with ts.side(engines, policy_for(snow, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([ts.problem(clock)]))
+        await ts.same_problem_again(s, clock)
 
     first, second = snow.incidents
     assert (first.fields["correlation_id"], second.fields["correlation_id"]) == ("INC-000001", "INC-000002")
     assert first.fields["state"] == "6"
     assert "Follows INC0010001 (alertdesk INC-000001), same problem before" in second.fields["description"]
-    assert (await ticket(engines, 2)).external_refs == {"snow": "INC0010002"}
+    assert (await ts.ticket(engines, 2)).external_refs == {"snow": "INC0010002"}
 
 
 async def test_answers_that_are_not_the_table_api_are_failures_in_the_history_not_a_stuck_loop(
@@ -100,15 +89,15 @@ async def test_answers_that_are_not_the_table_api_are_failures_in_the_history_no
 ) -> None:
     snow.hibernating = 1  # a developer instance asleep answers 200 with a web page
     snow.empty_create_answers = 1
-    async with side(engines, policy_for(snow, tmp_path), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
+    async with ts.side(engines, policy_for(snow, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([ts.problem(clock)]))
         for wait in (10, 20, 0):
             assert await s.dispatcher.run_once() == 1
             clock.advance(seconds=wait)
 
     assert len(snow.incidents) == 1  # the empty answer's incident, found on the third attempt
-    assert (await ticket(engines)).external_refs == {"snow": "INC0010001"}
-    failures = [d for _, _, d in await history(engines, "tracker_failed")]
+    assert (await ts.ticket(engines)).external_refs == {"snow": "INC0010001"}
+    failures = [d for _, _, d in await ts.history(engines, "tracker_failed")]
     assert "GET /api/now/table/incident: the answer is not JSON" in failures[0]
     assert "unexpected answer from the tracker (KeyError: 'number')" in failures[1]
 
@@ -137,22 +126,22 @@ async def test_changes_made_in_servicenow_come_back_once_with_the_person_and_are
     engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
 ) -> None:
     async with mirrored(engines, snow, tmp_path, clock) as (s, url):
-        assert (await post(url, business_rule(1, state="2", changed=["state"]), token="wrong"))[0] == 401
-        assert (await ticket(engines)).status == "open"
+        assert (await ts.post(url, business_rule(1, state="2", changed=["state"]), token="wrong"))[0] == 401
+        assert (await ts.ticket(engines)).status == "open"
         ack = business_rule(2, state="2", changed=["state"])
-        assert await post(url, ack) == (200, {"applied": True, "ticket": "INC-000001"})
-        assert await post(url, ack) == (200, {"applied": False, "ticket": "INC-000001"})  # redelivered
+        assert await ts.post(url, ack) == (200, {"applied": True, "ticket": "INC-000001"})
+        assert await ts.post(url, ack) == (200, {"applied": False, "ticket": "INC-000001"})  # redelivered
         assigned = business_rule(3, state="2", changed=["assigned_to", "assignment_group"], assigned_to="raj.patel")
-        assert (await post(url, {**assigned, "assignment_group": "Database"}))[0] == 200
+        assert (await ts.post(url, {**assigned, "assignment_group": "Database"}))[0] == 200
         noted = business_rule(4, state="2", changed=["work_notes"], comment="binlogs purged, 41 % free")
-        assert (await post(url, noted))[0] == 200
+        assert (await ts.post(url, noted))[0] == 200
         echo = business_rule(5, by=snow.user, state="6", changed=["state"])  # alertdesk's own update coming back
-        assert (await post(url, echo))[1]["applied"] is False
-        assert (await ticket(engines)).status == "in_progress"
-        assert (await post(url, business_rule(6, state="6", changed=["state"])))[0] == 200
+        assert (await ts.post(url, echo))[1]["applied"] is False
+        assert (await ts.ticket(engines)).status == "in_progress"
+        assert (await ts.post(url, business_rule(6, state="6", changed=["state"])))[0] == 200
         assert await s.drain() == 0  # nothing of it goes back to ServiceNow
 
-    state, entries = await taken_back(engines)
+    state, entries = await ts.taken_back(engines)
     assert state == ("resolved", "jane.doe", "raj.patel", "Database")  # status, acknowledged by, assignee, group
     assert entries == [
         ("acknowledged", "jane.doe", ""),
@@ -160,5 +149,5 @@ async def test_changes_made_in_servicenow_come_back_once_with_the_person_and_are
         ("comment", "jane.doe", "binlogs purged, 41 % free"),
         ("resolved", "jane.doe", "resolved in snow"),
     ]
-    assert [r.event for r in await tracker_rows(engines)] == ["opened"]
+    assert [r.event for r in await ts.tracker_rows(engines)] == ["opened"]
     assert snow.incidents[0].work_notes == []
