@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.fake_jira import FakeJira
 from tests.fake_servicenow import FakeServiceNow
@@ -21,6 +22,8 @@ from tests.fake_zendesk import FakeZendesk
 from tests.process import AlertdeskProcess
 from tests.tracker_harness import facts, fake_fixture, records, resolved_remotely, tracker_entry
 from tests.tracker_side import post, until, until_async
+
+pytestmark = pytest.mark.slow
 
 ZABBIX_PROBLEM = Path(__file__).parent / "payloads" / "zabbix" / "ingest-problem-cpu.json"
 

@@ -18,7 +18,7 @@ from tests.fake_zendesk import FakeZendesk
 from tests.tracker_harness import fake_fixture
 from tests.tracker_side import INBOUND_TOKEN, post
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.slow]
 
 ZABBIX_PROBLEM = Path(__file__).parent / "payloads" / "zabbix" / "ingest-problem-cpu.json"
 
