@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+
+from tests.fake_tracker import FakeTracker, Handler
 
 STATUSES = {"To Do": "new", "In Progress": "indeterminate", "Done": "done"}
 TRANSITIONS = {"11": "To Do", "21": "In Progress", "31": "Done"}
@@ -33,59 +34,33 @@ class Issue:
 
 
 @dataclass
-class FakeJira:
-    port: int
+class FakeJira(FakeTracker):
     version: int = 3
     user: str | None = "ops@example.com"  # None: Bearer PAT (Data Center)
     token: str = "ATATT3xFfGF0-token"
     issues: list[Issue] = field(default_factory=list)
-    requests: list[tuple[str, str, int]] = field(default_factory=list)
-    queued: list[tuple[int, dict[str, str]]] = field(default_factory=list)
-    lose_create_answers: int = 0
-    server: TestServer | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> FakeJira:
+    def routes(self, app: web.Application, guarded: Callable[[Handler], Handler]) -> None:
         api = f"/rest/api/{self.version}"
-        app = web.Application()
         if self.version == 3:  # Cloud: the enhanced JQL search; the old one is gone
-            app.router.add_get(f"{api}/search/jql", self._guarded(self._search))
-            app.router.add_get(f"{api}/search", self._guarded(self._gone))
+            app.router.add_get(f"{api}/search/jql", guarded(self._search))
+            app.router.add_get(f"{api}/search", guarded(self._gone))
         else:
-            app.router.add_get(f"{api}/search", self._guarded(self._search))
-        app.router.add_post(f"{api}/issue", self._guarded(self._create))
-        app.router.add_put(f"{api}/issue/{{key}}", self._guarded(self._edit))
-        app.router.add_post(f"{api}/issue/{{key}}/comment", self._guarded(self._comment))
-        app.router.add_get(f"{api}/issue/{{key}}/transitions", self._guarded(self._transitions))
-        app.router.add_post(f"{api}/issue/{{key}}/transitions", self._guarded(self._transition))
-        app.router.add_post(f"{api}/issueLink", self._guarded(self._link))
-        self.server = TestServer(app, host="127.0.0.1", port=self.port)
-        await self.server.start_server()
-        return self
+            app.router.add_get(f"{api}/search", guarded(self._search))
+        app.router.add_post(f"{api}/issue", guarded(self._create))
+        app.router.add_put(f"{api}/issue/{{key}}", guarded(self._edit))
+        app.router.add_post(f"{api}/issue/{{key}}/comment", guarded(self._comment))
+        app.router.add_get(f"{api}/issue/{{key}}/transitions", guarded(self._transitions))
+        app.router.add_post(f"{api}/issue/{{key}}/transitions", guarded(self._transition))
+        app.router.add_post(f"{api}/issueLink", guarded(self._link))
 
-    async def stop(self) -> None:
-        if self.server is not None:
-            await self.server.close()
+    def refusal(self, status: int, headers: dict[str, str]) -> web.Response:
+        return _errors(status, "Rate limit exceeded" if status == 429 else "Service unavailable", headers)
 
-    def _guarded(self, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
-        async def run(request: web.Request) -> web.StreamResponse:
-            if self.queued:
-                status, headers = self.queued.pop(0)
-                self.requests.append((request.method, request.path, status))
-                return _errors(status, "Rate limit exceeded" if status == 429 else "Service unavailable", headers)
-            if not self._authorized(request):
-                self.requests.append((request.method, request.path, 401))
-                return _errors(401, "You are not authenticated. Authentication required to perform this operation.")
-            answer: web.StreamResponse = await handler(request)
-            self.requests.append((request.method, request.path, answer.status))
-            return answer
+    def unauthenticated(self) -> web.Response:
+        return _errors(401, "You are not authenticated. Authentication required to perform this operation.")
 
-        return run
-
-    def _authorized(self, request: web.Request) -> bool:
+    def authorized(self, request: web.Request) -> bool:
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         if self.user is None:
             return scheme == "Bearer" and value == self.token
@@ -114,11 +89,9 @@ class FakeJira:
         number = len(self.issues) + 1
         issue = Issue(str(10000 + number), f"{fields['project']['key']}-{number}", fields)
         self.issues.append(issue)
-        if self.lose_create_answers:
-            self.lose_create_answers -= 1
-            assert request.transport is not None
-            request.transport.close()
-            return web.Response(status=201)
+        lost = await self.created(request)
+        if lost is not None:
+            return lost
         return web.json_response({"id": issue.id, "key": issue.key, "self": f"{self.url}/issue/{issue.id}"}, status=201)
 
     async def _edit(self, request: web.Request) -> web.Response:

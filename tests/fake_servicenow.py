@@ -9,7 +9,6 @@ server, and a password that changes.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 import uuid
@@ -18,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+
+from tests.fake_tracker import FakeTracker, Handler
 
 INCIDENTS = "/api/now/table/incident"
 
@@ -31,68 +31,36 @@ class Incident:
 
 
 @dataclass
-class FakeServiceNow:
-    port: int
+class FakeServiceNow(FakeTracker):
     user: str = "alertdesk.integration"
     password: str = "s3cret-1"
     incidents: list[Incident] = field(default_factory=list)
-    requests: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, answered status
-    queued: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # next answers: status, headers
-    lose_create_answers: int = 0  # creates whose answer is lost after the record was made
     hibernating: int = 0  # answers of a hibernating instance: 200 with an HTML page
     empty_create_answers: int = 0  # creates answered `{"result": {}}`
-    delay: float = 0.0  # seconds before each answer
-    hold_creates: asyncio.Event | None = None  # a create waits for it after making the record
-    server: TestServer | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> FakeServiceNow:
-        app = web.Application()
-        app.router.add_get(INCIDENTS, self._guarded(self._list))
-        app.router.add_post(INCIDENTS, self._guarded(self._create))
-        app.router.add_patch(INCIDENTS + "/{sys_id}", self._guarded(self._update))
-        self.server = TestServer(app, host="127.0.0.1", port=self.port)
-        await self.server.start_server()
-        return self
-
-    async def stop(self) -> None:
-        if self.hold_creates is not None:
-            self.hold_creates.set()
-        if self.server is not None:
-            await self.server.close()
+    def routes(self, app: web.Application, guarded: Callable[[Handler], Handler]) -> None:
+        app.router.add_get(INCIDENTS, guarded(self._list))
+        app.router.add_post(INCIDENTS, guarded(self._create))
+        app.router.add_patch(INCIDENTS + "/{sys_id}", guarded(self._update))
 
     def by_correlation(self, correlation_id: str) -> list[Incident]:
         return [i for i in self.incidents if i.fields["correlation_id"] == correlation_id]
 
     # --- the API ----------------------------------------------------------------------------------------------
 
-    def _guarded(self, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
-        async def run(request: web.Request) -> web.StreamResponse:
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            if self.hibernating:
-                self.hibernating -= 1
-                self.requests.append((request.method, request.path, 200))
-                return web.Response(
-                    text="<html><body>Your instance is hibernating</body></html>", content_type="text/html"
-                )
-            if self.queued:
-                status, headers = self.queued.pop(0)
-                self.requests.append((request.method, request.path, status))
-                return _failure(status, "Too many requests" if status == 429 else "Service Unavailable", headers)
-            if not self._authorized(request):
-                self.requests.append((request.method, request.path, 401))
-                return _failure(401, "User Not Authenticated", {"WWW-Authenticate": 'Basic realm="Service-now"'})
-            answer: web.StreamResponse = await handler(request)
-            self.requests.append((request.method, request.path, answer.status))
-            return answer
+    def intercept(self, request: web.Request) -> web.Response | None:
+        if not self.hibernating:
+            return None
+        self.hibernating -= 1
+        return web.Response(text="<html><body>Your instance is hibernating</body></html>", content_type="text/html")
 
-        return run
+    def refusal(self, status: int, headers: dict[str, str]) -> web.Response:
+        return _failure(status, "Too many requests" if status == 429 else "Service Unavailable", headers)
 
-    def _authorized(self, request: web.Request) -> bool:
+    def unauthenticated(self) -> web.Response:
+        return _failure(401, "User Not Authenticated", {"WWW-Authenticate": 'Basic realm="Service-now"'})
+
+    def authorized(self, request: web.Request) -> bool:
         scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
         if scheme != "Basic":
             return False
@@ -121,13 +89,9 @@ class FakeServiceNow:
         )
         _journal(incident, body)
         self.incidents.append(incident)
-        if self.hold_creates is not None:
-            await self.hold_creates.wait()
-        if self.lose_create_answers:
-            self.lose_create_answers -= 1
-            assert request.transport is not None
-            request.transport.close()  # the record exists; its answer never arrives
-            return web.Response(status=201)
+        lost = await self.created(request)
+        if lost is not None:
+            return lost
         if self.empty_create_answers:
             self.empty_create_answers -= 1
             return web.json_response({"result": {}}, status=201)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+
+from tests.fake_tracker import FakeTracker, Handler
 
 
 @dataclass
@@ -23,48 +24,26 @@ class Ticket:
 
 
 @dataclass
-class FakeZendesk:
-    port: int
+class FakeZendesk(FakeTracker):
     email: str = "ops@example.com"
     token: str = "6wiIBWbGkBMo1mRDMuVwkw1EPsNkeUj95PIz2akv"
     tickets: list[Ticket] = field(default_factory=list)
-    requests: list[tuple[str, str, int]] = field(default_factory=list)
-    queued: list[tuple[int, dict[str, str]]] = field(default_factory=list)
-    lose_create_answers: int = 0
-    server: TestServer | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def routes(self, app: web.Application, guarded: Callable[[Handler], Handler]) -> None:
+        app.router.add_get("/api/v2/tickets.json", guarded(self._list))
+        app.router.add_post("/api/v2/tickets.json", guarded(self._create))
+        app.router.add_put("/api/v2/tickets/{id:\\d+}.json", guarded(self._update))
 
-    async def start(self) -> FakeZendesk:
-        app = web.Application()
-        app.router.add_get("/api/v2/tickets.json", self._guarded(self._list))
-        app.router.add_post("/api/v2/tickets.json", self._guarded(self._create))
-        app.router.add_put("/api/v2/tickets/{id:\\d+}.json", self._guarded(self._update))
-        self.server = TestServer(app, host="127.0.0.1", port=self.port)
-        await self.server.start_server()
-        return self
+    def refusal(self, status: int, headers: dict[str, str]) -> web.Response:
+        error = "APIRateLimitExceeded" if status == 429 else "ServiceUnavailable"
+        return web.json_response({"error": error, "description": "Try again later"}, status=status, headers=headers)
 
-    async def stop(self) -> None:
-        if self.server is not None:
-            await self.server.close()
+    def unauthenticated(self) -> web.Response:
+        return web.json_response({"error": "Couldn't authenticate you"}, status=401)
 
-    def _guarded(self, handler: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
-        async def run(request: web.Request) -> web.StreamResponse:
-            if self.queued:
-                status, headers = self.queued.pop(0)
-                self.requests.append((request.method, request.path, status))
-                return web.json_response({"error": "APIRateLimitExceeded"}, status=status, headers=headers)
-            scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-            if scheme != "Basic" or base64.b64decode(value).decode() != f"{self.email}/token:{self.token}":
-                self.requests.append((request.method, request.path, 401))
-                return web.json_response({"error": "Couldn't authenticate you"}, status=401)
-            answer: web.StreamResponse = await handler(request)
-            self.requests.append((request.method, request.path, answer.status))
-            return answer
-
-        return run
+    def authorized(self, request: web.Request) -> bool:
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        return scheme == "Basic" and base64.b64decode(value).decode() == f"{self.email}/token:{self.token}"
 
     async def _list(self, request: web.Request) -> web.Response:
         wanted = request.query.get("external_id")
@@ -82,11 +61,9 @@ class FakeZendesk:
             [body["comment"]],
         )
         self.tickets.append(ticket)
-        if self.lose_create_answers:
-            self.lose_create_answers -= 1
-            assert request.transport is not None
-            request.transport.close()
-            return web.Response(status=201)
+        lost = await self.created(request)
+        if lost is not None:
+            return lost
         return web.json_response({"ticket": ticket.fields, "audit": {"events": []}}, status=201)
 
     async def _update(self, request: web.Request) -> web.Response:

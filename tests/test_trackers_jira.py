@@ -5,82 +5,22 @@ local server speaking Jira's REST API (tests/fake_jira.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from dedup.fold import fold
 from normalizers.schema import Severity
+from tests import tracker_side as ts
 from tests.conftest import Clock
 from tests.fake_jira import FakeJira
-from tests.process import free_port
-from tests.tracker_side import (
-    INBOUND_TOKEN,
-    RUNBOOK,
-    TITLE,
-    history,
-    inbound_api,
-    post,
-    problem,
-    side,
-    ticket,
-    tracker_rows,
-)
+from tests.tracker_harness import fake_fixture, mirrored, policy_for
 from ticketstore import actions
 from ticketstore.db import Engines
 from ticketstore.escalation.scan import escalate_due
-from ticketstore.policy import Policy
 
-FLAVOURS = {"cloud": (3, "ops@example.com"), "datacenter": (2, None)}
-
-
-@pytest.fixture(params=list(FLAVOURS))
-async def jira(request: pytest.FixtureRequest) -> AsyncIterator[FakeJira]:
-    version, user = FLAVOURS[request.param]
-    server = await FakeJira(free_port(), version=version, user=user).start()
-    yield server
-    await server.stop()
-
-
-def policy_for(jira: FakeJira, tmp_path: Path) -> Policy:
-    (tmp_path / "jira.token").write_text(jira.token + "\n")
-    (tmp_path / "jira.inbound").write_text(INBOUND_TOKEN)
-    flavour = "cloud" if jira.version == 3 else "datacenter"
-    return Policy.model_validate(
-        {
-            "trackers": {
-                "jira": {
-                    "type": "jira",
-                    "url": jira.url,
-                    "flavour": flavour,
-                    **({"user": jira.user} if jira.user else {}),
-                    "token_file": str(tmp_path / "jira.token"),
-                    "inbound_token_file": str(tmp_path / "jira.inbound"),
-                    "project": "OPS",
-                    "issue_type": "Incident",
-                    "priorities": {"P1": "Blocker"},
-                }
-            },
-            "severities": {
-                "critical": {
-                    "priority": "P1",
-                    "respond_within": "15m",
-                    "tracker": "jira",
-                    "escalation": [{"after": "15m", "group": "oncall-l2"}],
-                },
-                "warning": {"priority": "P4"},
-            },
-            "routes": [
-                {
-                    "match": {"source": "zabbix"},
-                    "tracker": "jira",
-                    "runbook": "https://wiki.example.net/runbooks/{source}/{host}/{service}",
-                }
-            ],
-        }
-    )
+jira = fake_fixture(
+    {"cloud": FakeJira, "datacenter": lambda port: FakeJira(port, version=2, user=None)}  # REST v2, a PAT as Bearer
+)
 
 
 def text(jira: FakeJira, body: Any) -> str:
@@ -95,20 +35,20 @@ def text(jira: FakeJira, body: Any) -> str:
 async def test_one_issue_follows_the_ticket_from_open_to_done(
     engines: Engines, clock: Clock, jira: FakeJira, tmp_path: Path
 ) -> None:
-    async with side(engines, policy_for(jira, tmp_path), clock) as s:
-        warning = problem(clock).model_copy(update={"severity": Severity.WARNING})
+    async with ts.side(engines, policy_for(jira, tmp_path), clock) as s:
+        warning = ts.problem(clock).model_copy(update={"severity": Severity.WARNING})
         await s.store.apply_batch(fold([warning]))
         assert await s.drain() == 1
         (issue,) = jira.issues
         assert issue.key == "OPS-1"
-        assert issue.fields["summary"] == TITLE
+        assert issue.fields["summary"] == ts.TITLE
         assert issue.fields["labels"] == ["alertdesk", "alertdesk-INC-000001"]
         assert issue.fields["issuetype"] == {"name": "Incident"}
         assert issue.fields["priority"] == {"name": "Low"}  # P4, the default names
-        assert f"Runbook: {RUNBOOK}" in text(jira, issue.fields["description"])
-        assert (await ticket(engines)).external_refs == {"jira": "OPS-1"}
+        assert f"Runbook: {ts.RUNBOOK}" in text(jira, issue.fields["description"])
+        assert (await ts.ticket(engines)).external_refs == {"jira": "OPS-1"}
 
-        await s.store.apply_batch(fold([problem(clock)]))  # critical now: P1, named Blocker in this policy
+        await s.store.apply_batch(fold([ts.problem(clock)]))  # critical now: P1, named Blocker in this policy
         clock.advance(minutes=16)
         await escalate_due(s.store)
         await s.store.act(1, actions.acknowledge("maria.rossi"))
@@ -127,27 +67,23 @@ async def test_one_issue_follows_the_ticket_from_open_to_done(
         "[alertdesk] acknowledged by maria.rossi",
         "[alertdesk] resolved by maria.rossi: resolved by operator",
     ]
-    assert await history(engines, "tracker") == [("tracker", None, "Jira issue OPS-1 created")]
+    assert await ts.history(engines, "tracker") == [("tracker", None, "Jira issue OPS-1 created")]
 
 
 async def test_a_lost_create_answer_finds_the_issue_by_its_label_and_a_new_ticket_links_it(
     engines: Engines, clock: Clock, jira: FakeJira, tmp_path: Path
 ) -> None:
     jira.lose_create_answers = 1
-    async with side(engines, policy_for(jira, tmp_path), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
+    async with ts.side(engines, policy_for(jira, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([ts.problem(clock)]))
         await s.dispatcher.run_once()
         clock.advance(seconds=10)
         await s.dispatcher.run_once()
-        await s.store.act(1, actions.resolve("maria.rossi"))
-        await s.drain()
-        clock.advance(hours=1)
-        await s.store.apply_batch(fold([problem(clock).model_copy(update={"episode_id": "8471990"})]))
-        await s.drain()
+        await ts.same_problem_again(s, clock)
 
     assert [i.key for i in jira.issues] == ["OPS-1", "OPS-2"]
     assert jira.issues[1].links == ["Relates OPS-1"]
-    assert (await ticket(engines)).external_refs == {"jira": "OPS-1"}
+    assert (await ts.ticket(engines)).external_refs == {"jira": "OPS-1"}
 
 
 def issue_updated(
@@ -182,7 +118,6 @@ def issue_updated(
 async def test_issue_updated_webhooks_come_back_once_and_alertdesks_own_are_not_echoed(
     engines: Engines, clock: Clock, jira: FakeJira, tmp_path: Path
 ) -> None:
-    policy = policy_for(jira, tmp_path)
     jane = {"accountId": "5b10ac8d82e05b22cc7d4ef5", "name": "jdoe", "displayName": "Jane Doe"}
     ours = {"accountId": "557058:f58131cb", "emailAddress": "ops@example.com", "displayName": "alertdesk"}
 
@@ -190,31 +125,28 @@ async def test_issue_updated_webhooks_come_back_once_and_alertdesks_own_are_not_
         paragraph = {"type": "paragraph", "content": [{"type": "text", "text": words}]}
         return {"type": "doc", "version": 1, "content": [paragraph]} if jira.version == 3 else words
 
-    async with side(engines, policy, clock) as s, inbound_api(s.store, policy) as api:
-        await s.store.apply_batch(fold([problem(clock)]))
-        await s.drain()
-        url = f"{api}/jira/events"
+    async with mirrored(engines, jira, tmp_path, clock) as (s, url):
         started = issue_updated(jira, change="status", by=jane, category="indeterminate")
-        assert await post(url, started) == (200, {"applied": True, "ticket": "INC-000001"})
-        assert (await post(url, started))[1]["applied"] is False  # redelivered
-        assert (await post(url, issue_updated(jira, change="assignee", by=jane)))[0] == 200
+        assert await ts.post(url, started) == (200, {"applied": True, "ticket": "INC-000001"})
+        assert (await ts.post(url, started))[1]["applied"] is False  # redelivered
+        assert (await ts.post(url, issue_updated(jira, change="assignee", by=jane)))[0] == 200
         echo = issue_updated(jira, change="comment", by=jane, body=adf("[alertdesk] acknowledged by maria.rossi"))
-        assert (await post(url, echo))[1]["applied"] is False
+        assert (await ts.post(url, echo))[1]["applied"] is False
         if jira.user is not None:
             ours_done = issue_updated(jira, change="status", by=ours, category="done")
-            assert (await post(url, ours_done))[1]["applied"] is False
+            assert (await ts.post(url, ours_done))[1]["applied"] is False
         said = issue_updated(jira, change="comment", by=jane, body=adf("failover to db-paris-02 done"))
-        assert (await post(url, said))[0] == 200
-        assert (await post(url, issue_updated(jira, change="status", by=jane, category="done")))[0] == 200
+        assert (await ts.post(url, said))[0] == 200
+        assert (await ts.post(url, issue_updated(jira, change="status", by=jane, category="done")))[0] == 200
         await s.drain()
 
-    row = await ticket(engines)
-    assert (row.status, row.acknowledged_by, row.assignee) == ("resolved", "Jane Doe", "Raj Patel")
-    assert await history(engines, "acknowledged", "assigned", "comment", "resolved") == [
+    (status, acknowledged_by, assignee, group), entries = await ts.taken_back(engines)
+    assert (status, acknowledged_by, assignee) == ("resolved", "Jane Doe", "Raj Patel")
+    assert entries == [
         ("acknowledged", "Jane Doe", ""),
-        ("assigned", "Jane Doe", f"group={row.assigned_group} assignee=Raj Patel"),
+        ("assigned", "Jane Doe", f"group={group} assignee=Raj Patel"),
         ("comment", "Jane Doe", "failover to db-paris-02 done"),
         ("resolved", "Jane Doe", "resolved in jira"),
     ]
-    assert [r.event for r in await tracker_rows(engines, "jira")] == ["opened"]
+    assert [r.event for r in await ts.tracker_rows(engines, "jira")] == ["opened"]
     assert jira.issues[0].comments == []

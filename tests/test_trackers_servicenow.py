@@ -1,82 +1,26 @@
 """ServiceNow as the team sees it: one incident per alertdesk ticket, following it from open to resolution, and
 the team's changes in ServiceNow taken back — against a local server speaking the Table API (tests/fake_servicenow.py).
 
-The outbox's retry schedule runs on the injected clock; only the HTTP calls take real time.
+The failures every tracker meets (lost answers, 429, 503, 401, giving up, slowness, refused inbound events) are in
+test_trackers_failures.py, the kill -9 between send and record in test_trackers_crash.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import signal
-import time
-from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
-from email.utils import format_datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import pytest
-
 from dedup.fold import fold
+from tests import tracker_side as ts
 from tests.conftest import Clock
 from tests.fake_servicenow import FakeServiceNow
-from tests.process import AlertdeskProcess, free_port
-from tests.tracker_side import (
-    INBOUND_TOKEN,
-    RUNBOOK,
-    TITLE,
-    history,
-    inbound_api,
-    post,
-    problem,
-    side,
-    ticket,
-    tracker_rows,
-    until,
-    until_async,
-)
+from tests.tracker_harness import fake_fixture, mirrored, policy_for
 from ticketstore import actions
 from ticketstore.db import Engines
 from ticketstore.escalation.scan import escalate_due
-from ticketstore.policy import Policy
 
-
-@pytest.fixture
-async def snow() -> AsyncIterator[FakeServiceNow]:
-    server = await FakeServiceNow(free_port()).start()
-    yield server
-    await server.stop()
-
-
-def policy_for(snow: FakeServiceNow, tmp_path: Path, *, timeout: float = 2.0) -> Policy:
-    (tmp_path / "snow.password").write_text(snow.password + "\n")
-    (tmp_path / "snow.inbound").write_text(INBOUND_TOKEN + "\n")
-    return Policy.model_validate(
-        {
-            "trackers": {
-                "snow": {
-                    "type": "servicenow",
-                    "url": snow.url,
-                    "user": snow.user,
-                    "password_file": str(tmp_path / "snow.password"),
-                    "inbound_token_file": str(tmp_path / "snow.inbound"),
-                    "timeout": timeout,
-                }
-            },
-            "severities": {
-                "critical": {
-                    "priority": "P1",
-                    "respond_within": "15m",
-                    "resolve_within": "4h",
-                    "tracker": "snow",
-                    "runbook": "https://wiki.example.net/runbooks/{source}/{host}/{service}",
-                    "escalation": [{"after": "15m", "group": "oncall-l2"}],
-                }
-            },
-        }
-    )
+snow = fake_fixture({"servicenow": FakeServiceNow})
 
 
 # --- outbound ----------------------------------------------------------------------------------------------------
@@ -85,20 +29,20 @@ def policy_for(snow: FakeServiceNow, tmp_path: Path, *, timeout: float = 2.0) ->
 async def test_one_incident_follows_the_ticket_from_open_to_resolution(
     engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
 ) -> None:
-    async with side(engines, policy_for(snow, tmp_path), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
+    async with ts.side(engines, policy_for(snow, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([ts.problem(clock)]))
         assert await s.drain() == 1
 
         (incident,) = snow.incidents
         assert incident.fields["number"] == "INC0010001"
-        assert incident.fields["short_description"] == TITLE
+        assert incident.fields["short_description"] == ts.TITLE
         assert incident.fields["correlation_id"] == "INC-000001"
         assert incident.fields["correlation_display"] == "alertdesk"
         assert (incident.fields["impact"], incident.fields["urgency"]) == ("1", "1")  # P1: ServiceNow's Critical
-        assert f"Runbook: {RUNBOOK}" in incident.fields["description"].splitlines()
-        assert (await ticket(engines)).external_refs == {"snow": "INC0010001"}
-        assert (await ticket(engines)).runbook_url == RUNBOOK
-        assert await history(engines, "tracker") == [("tracker", None, "ServiceNow incident INC0010001 created")]
+        assert f"Runbook: {ts.RUNBOOK}" in incident.fields["description"].splitlines()
+        assert (await ts.ticket(engines)).external_refs == {"snow": "INC0010001"}
+        assert (await ts.ticket(engines)).runbook_url == ts.RUNBOOK
+        assert await ts.history(engines, "tracker") == [("tracker", None, "ServiceNow incident INC0010001 created")]
 
         clock.advance(minutes=16)
         await escalate_due(s.store)
@@ -129,111 +73,15 @@ async def test_one_incident_follows_the_ticket_from_open_to_resolution(
 async def test_a_keys_new_ticket_links_the_previous_incident(
     engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
 ) -> None:
-    async with side(engines, policy_for(snow, tmp_path), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
-        await s.store.act(1, actions.resolve("maria.rossi"))
-        await s.drain()
-        clock.advance(hours=2)
-        await s.store.apply_batch(fold([problem(clock).model_copy(update={"episode_id": "8471990"})]))
-        await s.drain()
+    async with ts.side(engines, policy_for(snow, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([ts.problem(clock)]))
+        await ts.same_problem_again(s, clock)
 
     first, second = snow.incidents
     assert (first.fields["correlation_id"], second.fields["correlation_id"]) == ("INC-000001", "INC-000002")
     assert first.fields["state"] == "6"
     assert "Follows INC0010001 (alertdesk INC-000001), same problem before" in second.fields["description"]
-    assert (await ticket(engines, 2)).external_refs == {"snow": "INC0010002"}
-
-
-async def test_a_lost_create_answer_finds_the_incident_instead_of_making_a_second(
-    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
-) -> None:
-    snow.lose_create_answers = 1
-    async with side(engines, policy_for(snow, tmp_path), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
-        assert await s.dispatcher.run_once() == 1  # created, answer lost
-        assert len(snow.incidents) == 1
-        assert (await ticket(engines)).external_refs == {}
-        clock.advance(seconds=10)
-        assert await s.dispatcher.run_once() == 1
-
-    assert len(snow.incidents) == 1
-    assert (await ticket(engines)).external_refs == {"snow": "INC0010001"}
-    (failed,) = await history(engines, "tracker_failed")
-    assert "opened (level 0) via tracker:snow: POST /api/now/table/incident: ServerDisconnectedError" in failed[2]
-    assert await history(engines, "tracker") == [
-        ("tracker", None, "ServiceNow incident INC0010001 found (made by an earlier attempt)")
-    ]
-
-
-async def test_429_waits_as_long_as_retry_after_says(
-    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
-) -> None:
-    snow.queued = [(429, {"Retry-After": "120"})]
-    async with side(engines, policy_for(snow, tmp_path), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
-        opened = clock()
-        assert await s.dispatcher.run_once() == 1
-        ((_, status, attempts, next_at),) = await tracker_rows(engines)
-        assert (status, attempts, next_at) == ("pending", 1, opened + timedelta(seconds=120))
-        clock.advance(seconds=119)
-        assert await s.dispatcher.run_once() == 0
-        clock.advance(seconds=1)
-        assert await s.dispatcher.run_once() == 1
-
-    assert len(snow.incidents) == 1
-    ((_, _, detail),) = await history(engines, "tracker_failed")
-    assert "HTTP 429 from GET /api/now/table/incident: Too many requests; retrying in 0:02:00" in detail
-
-
-async def test_retry_after_as_an_http_date_counts_from_the_injected_clock(
-    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
-) -> None:
-    snow.queued = [(503, {"Retry-After": format_datetime(clock() + timedelta(seconds=90), usegmt=True)})]
-    async with side(engines, policy_for(snow, tmp_path), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
-        assert await s.dispatcher.run_once() == 1
-
-    ((_, status, _, next_at),) = await tracker_rows(engines)
-    assert (status, next_at) == ("pending", clock() + timedelta(seconds=90))
-
-
-async def test_503_for_a_while_every_failure_in_the_history_then_one_incident(
-    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
-) -> None:
-    snow.queued = [(503, {})] * 3  # no Retry-After: the outbox's growing delay
-    async with side(engines, policy_for(snow, tmp_path), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
-        for wait in (10, 20, 40):
-            assert await s.dispatcher.run_once() == 1
-            clock.advance(seconds=wait)
-        assert await s.dispatcher.run_once() == 1
-
-    assert len(snow.incidents) == 1
-    failures = [detail for _, _, detail in await history(engines, "tracker_failed")]
-    assert [f.rsplit("retrying in ", 1)[1] for f in failures] == ["0:00:10", "0:00:20", "0:00:40"]
-    assert all("HTTP 503" in f and "Service Unavailable" in f for f in failures)
-
-
-async def test_refused_credentials_are_retried_slowly_until_the_file_is_fixed_without_a_restart(
-    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
-) -> None:
-    policy = policy_for(snow, tmp_path)
-    snow.password = "rotated-2"  # the ServiceNow admin rotated it; alertdesk's file still holds the old one
-    async with side(engines, policy, clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
-        assert await s.dispatcher.run_once() == 1
-        clock.advance(minutes=4)
-        assert await s.dispatcher.run_once() == 0  # slowly: five minutes
-        clock.advance(minutes=1)
-        assert await s.dispatcher.run_once() == 1
-        (tmp_path / "snow.password").write_text("rotated-2\n")
-        clock.advance(minutes=5)
-        assert await s.dispatcher.run_once() == 1
-
-    assert len(snow.incidents) == 1
-    failures = await history(engines, "tracker_failed")
-    assert len(failures) == 2
-    assert all("HTTP 401" in d and "User Not Authenticated (check the credentials)" in d for _, _, d in failures)
+    assert (await ts.ticket(engines, 2)).external_refs == {"snow": "INC0010002"}
 
 
 async def test_answers_that_are_not_the_table_api_are_failures_in_the_history_not_a_stuck_loop(
@@ -241,61 +89,17 @@ async def test_answers_that_are_not_the_table_api_are_failures_in_the_history_no
 ) -> None:
     snow.hibernating = 1  # a developer instance asleep answers 200 with a web page
     snow.empty_create_answers = 1
-    async with side(engines, policy_for(snow, tmp_path), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
+    async with ts.side(engines, policy_for(snow, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([ts.problem(clock)]))
         for wait in (10, 20, 0):
             assert await s.dispatcher.run_once() == 1
             clock.advance(seconds=wait)
 
     assert len(snow.incidents) == 1  # the empty answer's incident, found on the third attempt
-    assert (await ticket(engines)).external_refs == {"snow": "INC0010001"}
-    failures = [d for _, _, d in await history(engines, "tracker_failed")]
+    assert (await ts.ticket(engines)).external_refs == {"snow": "INC0010001"}
+    failures = [d for _, _, d in await ts.history(engines, "tracker_failed")]
     assert "GET /api/now/table/incident: the answer is not JSON" in failures[0]
     assert "unexpected answer from the tracker (KeyError: 'number')" in failures[1]
-
-
-async def test_giving_up_is_in_the_history_and_the_next_event_makes_the_incident(
-    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
-) -> None:
-    snow.queued = [(503, {"Retry-After": "1"})] * 2
-    async with side(engines, policy_for(snow, tmp_path), clock, max_attempts=2) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
-        await s.dispatcher.run_once()
-        clock.advance(seconds=1)
-        await s.dispatcher.run_once()
-        assert [r.status for r in await tracker_rows(engines)] == ["failed"]
-        assert snow.incidents == []
-        await s.store.act(1, actions.acknowledge("maria.rossi"))
-        assert await s.drain() == 1
-
-    (incident,) = snow.incidents
-    assert incident.fields["state"] == "2"
-    gave_up = [d for _, _, d in await history(engines, "tracker_failed") if "gave up" in d]
-    assert gave_up == [
-        "opened (level 0) via tracker:snow: gave up after 2 attempts: "
-        "HTTP 503 from GET /api/now/table/incident: Service Unavailable"
-    ]
-
-
-async def test_a_slow_tracker_slows_neither_the_store_nor_its_own_loop_forever(
-    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
-) -> None:
-    snow.delay = 6.0
-    async with side(engines, policy_for(snow, tmp_path, timeout=2.0), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
-        call = asyncio.create_task(s.dispatcher.run_once())
-        await asyncio.sleep(0.1)  # the call is in flight
-        started = time.monotonic()
-        await s.store.apply_batch(fold([problem(clock, host="db-paris-02")]))
-        await s.store.act(1, actions.comment("maria.rossi", "looking"))
-        store_took = time.monotonic() - started
-        assert not call.done()  # the tracker call is still waiting while the store has long finished
-        assert await call == 1
-        call_took = time.monotonic() - started
-
-    assert store_took < 1.5 <= call_took < 4.0  # bounded by the tracker's timeout (2 s), not the server's 6 s
-    ((_, _, detail),) = await history(engines, "tracker_failed")
-    assert "GET /api/now/table/incident: TimeoutError" in detail
 
 
 # --- inbound -----------------------------------------------------------------------------------------------------
@@ -321,136 +125,29 @@ def business_rule(mod: int, *, by: str = "jane.doe", state: str = "1", changed: 
 async def test_changes_made_in_servicenow_come_back_once_with_the_person_and_are_not_echoed(
     engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
 ) -> None:
-    policy = policy_for(snow, tmp_path)
-    async with side(engines, policy, clock) as s, inbound_api(s.store, policy) as api:
-        await s.store.apply_batch(fold([problem(clock)]))
-        await s.drain()
-        url = f"{api}/snow/events"
-
-        assert (await post(url, business_rule(1, state="2", changed=["state"]), token="wrong"))[0] == 401
-        assert (await ticket(engines)).status == "open"
+    async with mirrored(engines, snow, tmp_path, clock) as (s, url):
+        assert (await ts.post(url, business_rule(1, state="2", changed=["state"]), token="wrong"))[0] == 401
+        assert (await ts.ticket(engines)).status == "open"
         ack = business_rule(2, state="2", changed=["state"])
-        assert await post(url, ack) == (200, {"applied": True, "ticket": "INC-000001"})
-        assert await post(url, ack) == (200, {"applied": False, "ticket": "INC-000001"})  # redelivered
+        assert await ts.post(url, ack) == (200, {"applied": True, "ticket": "INC-000001"})
+        assert await ts.post(url, ack) == (200, {"applied": False, "ticket": "INC-000001"})  # redelivered
         assigned = business_rule(3, state="2", changed=["assigned_to", "assignment_group"], assigned_to="raj.patel")
-        assert (await post(url, {**assigned, "assignment_group": "Database"}))[0] == 200
+        assert (await ts.post(url, {**assigned, "assignment_group": "Database"}))[0] == 200
         noted = business_rule(4, state="2", changed=["work_notes"], comment="binlogs purged, 41 % free")
-        assert (await post(url, noted))[0] == 200
+        assert (await ts.post(url, noted))[0] == 200
         echo = business_rule(5, by=snow.user, state="6", changed=["state"])  # alertdesk's own update coming back
-        assert (await post(url, echo))[1]["applied"] is False
-        assert (await ticket(engines)).status == "in_progress"
-        assert (await post(url, business_rule(6, state="6", changed=["state"])))[0] == 200
+        assert (await ts.post(url, echo))[1]["applied"] is False
+        assert (await ts.ticket(engines)).status == "in_progress"
+        assert (await ts.post(url, business_rule(6, state="6", changed=["state"])))[0] == 200
         assert await s.drain() == 0  # nothing of it goes back to ServiceNow
 
-    row = await ticket(engines)
-    assert (row.status, row.acknowledged_by, row.assignee, row.assigned_group) == (
-        "resolved",
-        "jane.doe",
-        "raj.patel",
-        "Database",
-    )
-    kinds = ("acknowledged", "assigned", "comment", "resolved")
-    assert await history(engines, *kinds) == [
+    state, entries = await ts.taken_back(engines)
+    assert state == ("resolved", "jane.doe", "raj.patel", "Database")  # status, acknowledged by, assignee, group
+    assert entries == [
         ("acknowledged", "jane.doe", ""),
         ("assigned", "jane.doe", "group=Database assignee=raj.patel"),
         ("comment", "jane.doe", "binlogs purged, 41 % free"),
         ("resolved", "jane.doe", "resolved in snow"),
     ]
-    assert [r.event for r in await tracker_rows(engines)] == ["opened"]
+    assert [r.event for r in await ts.tracker_rows(engines)] == ["opened"]
     assert snow.incidents[0].work_notes == []
-
-
-async def test_inbound_refusals_name_what_is_wrong_and_change_nothing(
-    engines: Engines, clock: Clock, snow: FakeServiceNow, tmp_path: Path
-) -> None:
-    policy = policy_for(snow, tmp_path)
-    async with side(engines, policy, clock) as s, inbound_api(s.store, policy) as api:
-        await s.store.apply_batch(fold([problem(clock)]))
-        body = business_rule(1, state="6", changed=["state"])
-        assert (await post(f"{api}/jira/events", body))[0] == 404
-        missing = {k: v for k, v in body.items() if k != "correlation_id"}
-        status, answer = await post(f"{api}/snow/events", missing)
-        assert status == 422
-        assert answer["detail"][0]["loc"] == ["body", "correlation_id"]
-        status, answer = await post(f"{api}/snow/events", {**body, "correlation_id": "CHG0000042"})
-        assert (status, answer["detail"][0]["loc"]) == (422, ["body", "correlation_id"])
-        assert (await post(f"{api}/snow/events", {**body, "correlation_id": "INC-000999"}))[0] == 404
-
-    assert (await ticket(engines)).status == "open"
-
-
-# --- a crash between send and record -------------------------------------------------------------------------------
-
-
-async def test_kill_9_between_create_and_record_leaves_one_incident_resolved_from_servicenow(
-    database: tuple[str, str | None], snow: FakeServiceNow, tmp_path: Path
-) -> None:
-    """A Zabbix problem into a real `alertdesk run`, which dies (SIGKILL) after ServiceNow made the incident and
-    before its answer was recorded; the restarted process finds the incident by its correlation id and records it;
-    the incident resolved in ServiceNow resolves the alertdesk ticket."""
-    url, schema = database
-    (tmp_path / "snow.password").write_text(snow.password)
-    (tmp_path / "snow.inbound").write_text(INBOUND_TOKEN)
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(
-        "trackers:\n"
-        f"  snow: {{type: servicenow, url: '{snow.url}', user: {snow.user},"
-        f" password_file: '{tmp_path / 'snow.password'}', inbound_token_file: '{tmp_path / 'snow.inbound'}',"
-        " timeout: 1}\n"
-        "routes:\n"
-        "  - {match: {source: zabbix}, tracker: snow}\n"
-    )
-    env = {
-        "ALERTDESK_POLICY": str(policy),
-        "ALERTDESK_DATABASE_URL": url,
-        **({"ALERTDESK_DATABASE_SCHEMA": schema} if schema else {}),
-    }
-    payload = json.loads((Path(__file__).parent / "payloads" / "zabbix" / "ingest-problem-cpu.json").read_text())
-    snow.hold_creates = asyncio.Event()  # the incident is made, its answer waits
-
-    first = await asyncio.to_thread(AlertdeskProcess(tmp_path, env).start)
-    try:
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"{first.url}/webhooks/zabbix", json=payload) as resp:
-                assert resp.status == 202
-            await until(lambda: len(snow.incidents) == 1)
-            first.stop(signal.SIGKILL)
-            snow.hold_creates.set()
-            snow.hold_creates = None
-
-            second = await asyncio.to_thread(AlertdeskProcess(tmp_path, env).start)
-            try:
-                found: dict[str, Any] = {}
-
-                async def recorded() -> bool:
-                    async with session.get(f"{second.url}/api/tickets/1") as resp:
-                        found.update(await resp.json())
-                    return bool(found["external_refs"])
-
-                await until_async(recorded, within=40)
-                resolved = {
-                    "sys_id": snow.incidents[0].fields["sys_id"],
-                    "sys_mod_count": 3,
-                    "number": "INC0010001",
-                    "correlation_id": "INC-000001",
-                    "state": "6",
-                    "updated_by": "jane.doe",
-                    "changed": ["state"],
-                }
-                assert await post(f"{second.url}/api/trackers/snow/events", resolved) == (
-                    200,
-                    {"applied": True, "ticket": "INC-000001"},
-                )
-                async with session.get(f"{second.url}/api/tickets/1") as resp:
-                    after = await resp.json()
-            finally:
-                second.stop()
-    finally:
-        first.stop(signal.SIGKILL)
-
-    assert len(snow.incidents) == 1
-    assert [m for m, _, _ in snow.requests if m == "POST"] == ["POST"]  # the crashed process's; none after it
-    assert found["external_refs"] == {"snow": "INC0010001"}
-    details = [h["detail"] for h in found["history"] if h["kind"] == "tracker"]
-    assert details == ["ServiceNow incident INC0010001 found (made by an earlier attempt)"]
-    assert (after["status"], after["history"][-1]["actor"]) == ("resolved", "jane.doe")

@@ -5,63 +5,20 @@ local server speaking the Tickets API (tests/fake_zendesk.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from dedup.fold import fold
+from normalizers.schema import Severity
+from tests import tracker_side as ts
 from tests.conftest import Clock
 from tests.fake_zendesk import FakeZendesk
-from tests.process import free_port
-from tests.tracker_side import (
-    INBOUND_TOKEN,
-    RUNBOOK,
-    TITLE,
-    history,
-    inbound_api,
-    post,
-    problem,
-    side,
-    ticket,
-    tracker_rows,
-)
+from tests.tracker_harness import fake_fixture, mirrored, policy_for
 from ticketstore import actions
 from ticketstore.db import Engines
-from ticketstore.policy import Policy
+from ticketstore.escalation.scan import escalate_due
 
-
-@pytest.fixture
-async def zendesk() -> AsyncIterator[FakeZendesk]:
-    server = await FakeZendesk(free_port()).start()
-    yield server
-    await server.stop()
-
-
-def policy_for(zendesk: FakeZendesk, tmp_path: Path) -> Policy:
-    (tmp_path / "zendesk.token").write_text(zendesk.token + "\n")
-    (tmp_path / "zendesk.inbound").write_text(INBOUND_TOKEN)
-    return Policy.model_validate(
-        {
-            "trackers": {
-                "zd": {
-                    "type": "zendesk",
-                    "url": zendesk.url,
-                    "user": zendesk.email,
-                    "token_file": str(tmp_path / "zendesk.token"),
-                    "inbound_token_file": str(tmp_path / "zendesk.inbound"),
-                }
-            },
-            "severities": {
-                "critical": {
-                    "priority": "P1",
-                    "tracker": "zd",
-                    "runbook": "https://wiki.example.net/runbooks/{source}/{host}/{service}",
-                }
-            },
-        }
-    )
+zendesk = fake_fixture({"zendesk": FakeZendesk})
 
 
 async def test_one_zendesk_ticket_follows_the_alertdesk_ticket_to_solved(
@@ -69,8 +26,8 @@ async def test_one_zendesk_ticket_follows_the_alertdesk_ticket_to_solved(
 ) -> None:
     zendesk.queued = [(429, {"Retry-After": "30"})]
     zendesk.lose_create_answers = 1
-    async with side(engines, policy_for(zendesk, tmp_path), clock) as s:
-        await s.store.apply_batch(fold([problem(clock)]))
+    async with ts.side(engines, policy_for(zendesk, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([ts.problem(clock)]))
         await s.dispatcher.run_once()  # 429
         clock.advance(seconds=30)
         await s.dispatcher.run_once()  # created, answer lost
@@ -84,22 +41,67 @@ async def test_one_zendesk_ticket_follows_the_alertdesk_ticket_to_solved(
 
     (remote,) = zendesk.tickets
     assert remote.fields["id"] == 4711
-    assert remote.fields["subject"] == TITLE
+    assert remote.fields["subject"] == ts.TITLE
     assert remote.fields["external_id"] == "INC-000001"
     assert (remote.fields["priority"], remote.fields["type"], remote.fields["status"]) == (
         "urgent",
         "incident",
         "solved",
     )
-    assert f"Runbook: {RUNBOOK}" in remote.comments[0]["body"]
+    assert f"Runbook: {ts.RUNBOOK}" in remote.comments[0]["body"]
     assert all(c["public"] is False for c in remote.comments)
     assert [c["body"] for c in remote.comments[1:]] == [
         "[alertdesk] acknowledged by maria.rossi",
         "[alertdesk] resolved by maria.rossi: resolved by operator",
     ]
-    assert (await ticket(engines)).external_refs == {"zd": "4711"}
-    failures = [d for _, _, d in await history(engines, "tracker_failed")]
+    assert (await ts.ticket(engines)).external_refs == {"zd": "4711"}
+    failures = [d for _, _, d in await ts.history(engines, "tracker_failed")]
     assert len(failures) == 2 and "HTTP 429" in failures[0] and "retrying in 0:00:30" in failures[0]
+
+
+async def test_escalation_and_sla_breach_are_internal_notes_and_a_keys_new_ticket_names_the_previous(
+    engines: Engines, clock: Clock, zendesk: FakeZendesk, tmp_path: Path
+) -> None:
+    async with ts.side(engines, policy_for(zendesk, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([ts.problem(clock)]))
+        await s.drain()
+        clock.advance(minutes=16)
+        await escalate_due(s.store)
+        assert await s.drain() == 2  # the response SLA breach and the escalation step
+        await ts.same_problem_again(s, clock)
+
+    first, second = zendesk.tickets
+    notes = [c["body"] for c in first.comments[1:]]
+    assert notes[0].startswith("[alertdesk] sla breached: response: not acknowledged by 2026-03-14 03:15:00Z")
+    assert notes[1] == "[alertdesk] escalated: level 1: unacknowledged after 0:15:00, assigned to oncall-l2"
+    assert first.fields["status"] == "solved"
+    assert (second.fields["external_id"], second.fields["status"]) == ("INC-000002", "new")
+    assert "Follows Zendesk ticket #4711 (alertdesk INC-000001)" in second.comments[0]["body"].splitlines()
+    assert (await ts.ticket(engines, 2)).external_refs == {"zd": "4712"}
+
+
+async def test_a_raised_severity_raises_the_zendesk_priority_and_a_lowered_one_is_noted(
+    engines: Engines, clock: Clock, zendesk: FakeZendesk, tmp_path: Path
+) -> None:
+    warning = ts.problem(clock).model_copy(update={"severity": Severity.WARNING})
+    async with ts.side(engines, policy_for(zendesk, tmp_path), clock) as s:
+        await s.store.apply_batch(fold([warning]))
+        await s.drain()
+        (remote,) = zendesk.tickets
+        assert remote.fields["priority"] == "low"  # P4
+        await s.store.apply_batch(fold([ts.problem(clock)]))  # critical now: P1
+        await s.drain()
+        assert remote.fields["priority"] == "urgent"
+        await s.store.apply_batch(fold([warning.model_copy(update={"id": "w2", "received_at": clock()})]))
+        await s.drain()
+
+    assert len(zendesk.tickets) == 1
+    assert remote.fields["priority"] == "urgent"  # priority follows the peak severity; the drop is a note
+    assert [c["body"] for c in remote.comments[1:]] == [
+        "[alertdesk] severity raised by zabbix: warning → critical",
+        "[alertdesk] severity lowered by zabbix: critical → warning",
+    ]
+    assert all(c["public"] is False for c in remote.comments)
 
 
 def trigger(event: str, **fields: str) -> dict[str, Any]:
@@ -122,40 +124,32 @@ def trigger(event: str, **fields: str) -> dict[str, Any]:
 async def test_trigger_webhooks_come_back_once_and_alertdesks_own_are_not_echoed(
     engines: Engines, clock: Clock, zendesk: FakeZendesk, tmp_path: Path
 ) -> None:
-    policy = policy_for(zendesk, tmp_path)
-    async with side(engines, policy, clock) as s, inbound_api(s.store, policy) as api:
-        await s.store.apply_batch(fold([problem(clock)]))
-        await s.drain()
-        url = f"{api}/zd/events"
+    async with mirrored(engines, zendesk, tmp_path, clock) as (s, url):
         opened = trigger("update", assignee="Raj Patel", group="DBA")
-        assert await post(url, opened) == (200, {"applied": True, "ticket": "INC-000001"})
-        assert (await post(url, opened))[1]["applied"] is False
+        assert await ts.post(url, opened) == (200, {"applied": True, "ticket": "INC-000001"})
+        assert (await ts.post(url, opened))[1]["applied"] is False
         ours = trigger("update", status="solved", updated_by=zendesk.email, updated_at="2026-03-14 03:21:00 +0000")
-        assert (await post(url, ours))[1]["applied"] is False
+        assert (await ts.post(url, ours))[1]["applied"] is False
         note = trigger(
             "comment", comment="[alertdesk] acknowledged by Jane Doe", updated_at="2026-03-14 03:21:30 +0000"
         )
-        assert (await post(url, note))[1]["applied"] is False
+        assert (await ts.post(url, note))[1]["applied"] is False
         said = trigger("comment", comment="replica promoted", updated_at="2026-03-14 03:22:00 +0000")
-        assert (await post(url, said))[0] == 200
+        assert (await ts.post(url, said))[0] == 200
         solved = trigger(
             "update", status="solved", assignee="Raj Patel", group="DBA", updated_at="2026-03-14 03:25:00 +0000"
         )
-        assert (await post(url, solved))[0] == 200
+        assert (await ts.post(url, solved))[0] == 200
         await s.drain()
 
-    row = await ticket(engines)
-    assert (row.status, row.acknowledged_by, row.assignee, row.assigned_group) == (
-        "resolved",
-        "Jane Doe",
-        "Raj Patel",
-        "DBA",
+    assert await ts.taken_back(engines) == (
+        ("resolved", "Jane Doe", "Raj Patel", "DBA"),
+        [
+            ("assigned", "Jane Doe", "group=DBA assignee=Raj Patel"),
+            ("acknowledged", "Jane Doe", ""),
+            ("comment", "Jane Doe", "replica promoted"),
+            ("resolved", "Jane Doe", "resolved in zd"),
+        ],
     )
-    assert await history(engines, "acknowledged", "assigned", "comment", "resolved") == [
-        ("assigned", "Jane Doe", "group=DBA assignee=Raj Patel"),
-        ("acknowledged", "Jane Doe", ""),
-        ("comment", "Jane Doe", "replica promoted"),
-        ("resolved", "Jane Doe", "resolved in zd"),
-    ]
-    assert [r.event for r in await tracker_rows(engines, "zd")] == ["opened"]
+    assert [r.event for r in await ts.tracker_rows(engines, "zd")] == ["opened"]
     assert len(zendesk.tickets[0].comments) == 1

@@ -18,9 +18,11 @@ from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
+from dedup.fold import fold
 from normalizers.schema import Alert, Kind, Severity, Source
 from tests.conftest import Clock
 from tests.process import free_port
+from ticketstore import actions
 from ticketstore import tables as t
 from ticketstore.db import Engines
 from ticketstore.lifecycle import Lifecycle
@@ -69,6 +71,15 @@ class Side:
         return total
 
 
+async def same_problem_again(s: Side, clock: Clock) -> None:
+    """Ticket 1 resolved by an operator, and two hours later the same problem again: the key's new ticket (2)."""
+    await s.store.act(1, actions.resolve("maria.rossi"))
+    await s.drain()
+    clock.advance(hours=2)
+    await s.store.apply_batch(fold([problem(clock).model_copy(update={"episode_id": "8471990"})]))
+    await s.drain()
+
+
 @contextlib.asynccontextmanager
 async def side(engines: Engines, policy: Policy, clock: Clock, **kwargs: Any) -> AsyncIterator[Side]:
     registry = CollectorRegistry()
@@ -94,6 +105,14 @@ async def history(engines: Engines, *kinds: str, ticket_id: int = 1) -> list[tup
     query = select(h.kind, h.actor, h.detail).where(h.ticket_id == ticket_id, h.kind.in_(kinds)).order_by(h.id)
     async with engines.read.connect() as conn:
         return [tuple(r) for r in await conn.execute(query)]  # type: ignore[misc]
+
+
+async def taken_back(engines: Engines) -> tuple[tuple[Any, ...], list[tuple[str, str | None, str]]]:
+    """What the tracker's events made of ticket 1: (status, acknowledged by, assignee, group), and its history of
+    acknowledgement, assignment, comments and resolution."""
+    row = await ticket(engines)
+    state = (row.status, row.acknowledged_by, row.assignee, row.assigned_group)
+    return state, await history(engines, "acknowledged", "assigned", "comment", "resolved")
 
 
 async def tracker_rows(engines: Engines, name: str = "snow") -> Sequence[Any]:

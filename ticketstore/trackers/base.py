@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
@@ -19,6 +19,8 @@ from ticketstore.ticket import ticket_number
 from ticketstore.tracker_policy import Secret, Tracker
 
 AUTH_BACKOFF = timedelta(minutes=5)  # a refused credential is retried this slowly, until someone fixes it
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,21 @@ class TrackerEvent:
     def previous_number(self) -> str | None:
         previous = self.ticket.get("previous_ticket_id")
         return None if previous is None else ticket_number(int(previous))
+
+
+def record_text(event: TrackerEvent, mark: str) -> list[str]:
+    """The remote record's first text, the same in every tracker: what happened, which ticket, where, the runbook."""
+    ticket = event.ticket
+    lines = [ticket["description"] or ticket["title"], "", f"{mark} ticket {event.number}"]
+    lines.append(f"Host: {ticket.get('host_display') or ticket['host']} · Source: {ticket['source']}")
+    if ticket.get("runbook_url"):
+        lines.append(f"Runbook: {ticket['runbook_url']}")
+    return lines
+
+
+async def previous_record(event: TrackerEvent, find: Callable[[str], Awaitable[R | None]]) -> R | None:
+    """The remote record of the key's previous ticket, to link the new one to; None when there is none."""
+    return None if event.previous_number is None else await find(event.previous_number)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,12 @@ _NUMBER = re.compile(r"^INC-(\d{1,18})$")
 
 Reader = Callable[[Mapping[str, Any], Tracker], RemoteChange | None]
 READERS: dict[str, Reader] = {"servicenow": servicenow_change, "jira": jira_change, "zendesk": zendesk_change}
+# where each tracker's body carries the alertdesk ticket number, to name it when it is not one
+NUMBER_AT: dict[str, list[str]] = {
+    "servicenow": ["correlation_id"],
+    "jira": ["issue", "fields", "labels"],
+    "zendesk": ["external_id"],
+}
 
 
 def tracker_routes(store: TicketStore, policy: Policy, environ: Mapping[str, str]) -> list[web.RouteDef]:
@@ -70,7 +76,9 @@ class _Inbound:
             return web.json_response({"applied": False, "reason": "made by alertdesk itself, or nothing it follows"})
         match = _NUMBER.match(change.number)
         if match is None:
-            detail = [{"loc": ["body", "correlation_id"], "msg": f"{change.number!r} is not an alertdesk number"}]
+            detail = [
+                {"loc": ["body", *NUMBER_AT[config.type]], "msg": f"{change.number!r} is not an alertdesk number"}
+            ]
             return _error(422, "invalid_request", detail)
         once = str(uuid.uuid5(uuid.NAMESPACE_URL, f"alertdesk:{name}:{change.event_id}"))
         try:

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ticketstore.tracker_policy import Tracker
+from ticketstore.trackers import base
 from ticketstore.trackers.base import Remote, RemoteChange, Synced, TrackerEvent, basic_auth
 
 MARK = "[alertdesk]"
@@ -58,10 +59,7 @@ class Jira:
 
     async def _create(self, event: TrackerEvent) -> str:
         ticket = event.ticket
-        lines = [ticket["description"] or ticket["title"], f"alertdesk ticket {event.number}"]
-        lines.append(f"Host: {ticket.get('host_display') or ticket['host']} · Source: {ticket['source']}")
-        if ticket.get("runbook_url"):
-            lines.append(f"Runbook: {ticket['runbook_url']}")
+        lines = base.record_text(event, "alertdesk")
         fields = {
             "project": {"key": self._config.project},
             "issuetype": {"name": self._config.issue_type},
@@ -72,11 +70,10 @@ class Jira:
         }
         created = await self._call("POST", f"{self._api}/issue", body={"fields": fields})
         key = str(created["key"])
-        if event.previous_number is not None:
-            previous = await self.find(event.previous_number)
-            if previous is not None:
-                link = {"type": {"name": "Relates"}, "inwardIssue": {"key": key}, "outwardIssue": {"key": previous}}
-                await self._call("POST", f"{self._api}/issueLink", body=link)
+        previous = await base.previous_record(event, self.find)
+        if previous is not None:
+            link = {"type": {"name": "Relates"}, "inwardIssue": {"key": key}, "outwardIssue": {"key": previous}}
+            await self._call("POST", f"{self._api}/issueLink", body=link)
         return key
 
     async def _follow(self, key: str, event: TrackerEvent) -> None:
@@ -103,12 +100,13 @@ class Jira:
 
     def _text(self, paragraphs: list[str]) -> Any:
         """Plain text for REST v2; an Atlassian Document Format document for v3."""
+        paragraphs = [p for p in paragraphs]
         if self._config.jira_version == 2:
             return "\n\n".join(paragraphs)
         return {
             "type": "doc",
             "version": 1,
-            "content": [{"type": "paragraph", "content": [{"type": "text", "text": p}]} for p in paragraphs if p],
+            "content": [{"type": "paragraph", "content": [{"type": "text", "text": p}]} for p in paragraphs],
         }
 
     async def _call(

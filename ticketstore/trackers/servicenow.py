@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ticketstore.tracker_policy import SERVICENOW_IMPACT_URGENCY, Tracker
+from ticketstore.trackers import base
 from ticketstore.trackers.base import CallFailed, Remote, RemoteChange, Synced, TrackerEvent, basic_auth
 
 INCIDENTS = "/api/now/table/incident"
@@ -50,14 +51,10 @@ class ServiceNow:
     async def _create(self, event: TrackerEvent) -> dict[str, Any]:
         ticket = event.ticket
         impact, urgency = SERVICENOW_IMPACT_URGENCY[ticket["priority"]]
-        lines = [ticket["description"] or ticket["title"], "", f"alertdesk ticket {event.number}"]
-        lines += [f"Host: {ticket.get('host_display') or ticket['host']}", f"Source: {ticket['source']}"]
-        if ticket.get("runbook_url"):
-            lines.append(f"Runbook: {ticket['runbook_url']}")
-        if event.previous_number is not None:
-            previous = await self.find(event.previous_number)
-            if previous is not None:
-                lines.append(f"Follows {previous['number']} (alertdesk {event.previous_number}), same problem before")
+        lines = base.record_text(event, "alertdesk")
+        previous = await base.previous_record(event, self.find)
+        if previous is not None:
+            lines.append(f"Follows {previous['number']} (alertdesk {event.previous_number}), same problem before")
         body = {
             "short_description": ticket["title"][:160],
             "description": "\n".join(lines),

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ticketstore.tracker_policy import Tracker
+from ticketstore.trackers import base
 from ticketstore.trackers.base import Remote, RemoteChange, Synced, TrackerEvent, basic_auth
 
 MARK = "[alertdesk]"
@@ -43,14 +44,10 @@ class Zendesk:
 
     async def _create(self, event: TrackerEvent) -> str:
         ticket = event.ticket
-        lines = [ticket["description"] or ticket["title"], "", f"{MARK} ticket {event.number}"]
-        lines.append(f"Host: {ticket.get('host_display') or ticket['host']} · Source: {ticket['source']}")
-        if ticket.get("runbook_url"):
-            lines.append(f"Runbook: {ticket['runbook_url']}")
-        if event.previous_number is not None:
-            previous = await self.find(event.previous_number)
-            if previous is not None:
-                lines.append(f"Follows Zendesk ticket #{previous} (alertdesk {event.previous_number})")
+        lines = base.record_text(event, MARK)
+        previous = await base.previous_record(event, self.find)
+        if previous is not None:
+            lines.append(f"Follows Zendesk ticket #{previous} (alertdesk {event.previous_number})")
         body = {
             "ticket": {
                 "subject": ticket["title"][:255],
