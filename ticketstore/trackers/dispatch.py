@@ -21,6 +21,7 @@ from ticketstore import tables as t
 from ticketstore.db import Engines
 from ticketstore.escalation import outbox
 from ticketstore.policy import Policy, PolicyError
+from ticketstore.rows import for_update
 from ticketstore.trackers.base import AUTH_BACKOFF, CallFailed, Mirror, Remote, TrackerEvent
 from ticketstore.trackers.jira import Jira
 from ticketstore.trackers.servicenow import ServiceNow
@@ -138,9 +139,7 @@ def _record_ref(conn: Connection, ticket_id: int, name: str, key: str) -> bool:
 
     True when it was not there yet."""
     c = t.tickets.c
-    query = select(c.external_refs).where(c.id == ticket_id)
-    if conn.dialect.name != "sqlite":
-        query = query.with_for_update()
+    query = for_update(conn, select(c.external_refs).where(c.id == ticket_id))
     refs: dict[str, Any] = dict(conn.execute(query).scalar_one() or {})
     if refs.get(name) != key:
         conn.execute(update(t.tickets).where(c.id == ticket_id).values(external_refs={**refs, name: key}))
