@@ -11,7 +11,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from alertdesk.embedded import BatchStore, EmbeddedPipeline
+from alertdesk.embedded import BatchStore, EmbeddedPipeline, HandoffMetrics
 from alertdesk.health import health_routes
 from alertdesk.runtime import utc_now
 from alertdesk.settings import Settings
@@ -75,9 +75,11 @@ async def build_app(settings: Settings, *, registry: CollectorRegistry) -> web.A
         writer,
         StoreMetrics(registry),
         DedupMetrics(registry),
+        HandoffMetrics(registry),
         now=utc_now,
         timeout=settings.publish_timeout,
         max_batch=settings.max_batch,
+        max_pending=settings.max_pending,
     )
     config, api = ingest_config(settings), api_config(settings)
     warn_open_webhooks(config)
