@@ -21,10 +21,18 @@ from datetime import datetime
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
+from alertdesk.writable import Writability
 from dedup import DedupMetrics, fold
 from normalizers.schema import Alert, TicketCommand, Unavailable
+from ticketstore.db import NotWritable
 from ticketstore.metrics import StoreMetrics
 from ticketstore.store import Applied
 
@@ -40,9 +48,9 @@ class BatchStore(Protocol):
 
 
 class HandoffMetrics:
-    """Why `publish` answered 503: queue full, timed out (withdrawn, or in a commit in flight), store failed."""
+    """Why `publish` answered 503: queue full, timed out (withdrawn, or in a commit in flight), store failed or full."""
 
-    REASONS = ("full", "withdrawn", "in_flight", "store")
+    REASONS = ("full", "withdrawn", "in_flight", "store", "not_writable")
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.unavailable = Counter(
@@ -68,6 +76,7 @@ class EmbeddedPipeline:
         store_metrics: StoreMetrics,
         dedup_metrics: DedupMetrics,
         handoff_metrics: HandoffMetrics,
+        writability: Writability,
         *,
         now: Callable[[], datetime],
         timeout: float = 5.0,
@@ -82,6 +91,7 @@ class EmbeddedPipeline:
         self._max_batch = max_batch
         self._max_pending = max_pending
         self._handoff = handoff_metrics
+        self._writability = writability
         self._queue: dict[asyncio.Future[None], Alert] = {}  # insertion order is arrival order
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -100,6 +110,9 @@ class EmbeddedPipeline:
     async def publish(self, alert: Alert) -> None:
         if self._closing or self._task is None or self._task.done():
             raise Unavailable("alertdesk is shutting down")
+        if self._writability.refuse():
+            self._handoff.unavailable.labels("not_writable").inc()
+            raise Unavailable(f"{self._writability.cause}; retry later")
         if len(self._queue) >= self._max_pending:
             self._handoff.unavailable.labels("full").inc()
             raise Full(f"alertdesk is overloaded ({self._max_pending} alerts waiting for the store); retry later")
@@ -137,7 +150,7 @@ class EmbeddedPipeline:
         self._dedup_metrics.record(alerts, commands)
         try:
             async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(Unavailable),
+                retry=retry_if_exception_type(Unavailable) & retry_if_not_exception_type(NotWritable),
                 wait=wait_random_exponential(multiplier=0.05, max=1.0),
                 stop=stop_after_delay(self._timeout),
                 reraise=True,
@@ -145,7 +158,9 @@ class EmbeddedPipeline:
                 with attempt:
                     results = await self._store.apply_batch(commands)
         except Exception as exc:
-            if not isinstance(exc, Unavailable):
+            if isinstance(exc, NotWritable):
+                self._writability.failed(str(exc))
+            elif not isinstance(exc, Unavailable):
                 logger.exception("store batch of %d alerts failed", len(alerts))
                 exc = Unavailable("the store failed; retry later")
             for future, _ in batch:
@@ -154,6 +169,7 @@ class EmbeddedPipeline:
                     future.set_exception(exc)
                     future.exception()  # retrieved: a waiter that timed out must not log "never retrieved"
             return
+        self._writability.succeeded()
         self._store_metrics.record(commands, results, self._now())
         for future, _ in batch:
             if not future.done():

@@ -15,6 +15,7 @@ from alertdesk.embedded import BatchStore, EmbeddedPipeline, HandoffMetrics
 from alertdesk.health import health_routes
 from alertdesk.runtime import utc_now
 from alertdesk.settings import Settings
+from alertdesk.writable import Writability
 from alertdesk.writer import StoreProcess
 from dedup import DedupMetrics
 from ingest import IngestConfig, IngestMetrics, json_errors, open_sources, webhook_routes
@@ -71,11 +72,13 @@ async def build_app(settings: Settings, *, registry: CollectorRegistry) -> web.A
         raise
     store = TicketStore(engines, Lifecycle(policy), now=utc_now)
     writer = _writer(settings, policy, store, registry)
+    writability = Writability(registry)
     pipeline = EmbeddedPipeline(
         writer,
         StoreMetrics(registry),
         DedupMetrics(registry),
         HandoffMetrics(registry),
+        writability,
         now=utc_now,
         timeout=settings.publish_timeout,
         max_batch=settings.max_batch,
@@ -88,7 +91,7 @@ async def build_app(settings: Settings, *, registry: CollectorRegistry) -> web.A
     app = web.Application(middlewares=[json_errors])
     app.add_routes(webhook_routes(config, pipeline, IngestMetrics(registry), now=utc_now))
     app.add_routes(ticket_api(store, TicketQueries(engines), api))
-    app.add_routes(health_routes({"store": store.ping}, registry))
+    app.add_routes(health_routes({"store": store.ping, "store_writable": writability.ready}, registry))
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         if isinstance(writer, StoreProcess):
