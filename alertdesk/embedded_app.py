@@ -28,6 +28,7 @@ from ticketstore.lifecycle import Lifecycle
 from ticketstore.metrics import StoreMetrics
 from ticketstore.migrate import upgrade
 from ticketstore.policy import Policy, load_policy
+from ticketstore.retention import Retention
 from ticketstore.store import TicketStore
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,12 @@ def _writer(settings: Settings, policy: Policy, store: TicketStore, registry: Co
     return store
 
 
+def _ticket_retention(store: TicketStore, engines: Engines, settings: Settings, now: Clock) -> Retention | None:
+    if settings.ticket_retention_days is None:
+        return None  # keep forever
+    return Retention(store, engines, timedelta(days=settings.ticket_retention_days), now=now)
+
+
 @contextlib.asynccontextmanager
 async def background(
     store: TicketStore, engines: Engines, policy: Policy, settings: Settings, registry: CollectorRegistry, now: Clock
@@ -136,6 +143,7 @@ async def background(
             notifier,
             EscalationMetrics(registry),
             retention=timedelta(days=settings.retention_days),
+            ticket_retention=_ticket_retention(store, engines, settings, now),
         )
         chores.start()
         try:
