@@ -9,6 +9,7 @@ Overload: at most `max_pending` alerts wait for the writer; beyond that `publish
 gets a fast 503 rather than a slow one. A request that times out withdraws its alert if the writer has not taken
 it yet: its 503 then means "not applied". Only an alert in the batch being committed when the time ran out may be
 applied after its 503 (counted as `in_flight`); the sender's retry with the same Idempotency-Key counts it once.
+While the store cannot write (a full disk, `alertdesk.writable`), `publish` refuses at once as well.
 """
 
 from __future__ import annotations
