@@ -2,7 +2,7 @@
 
 Small batches keep each write transaction short, so webhooks wait for the writer a few ms at most: the
 candidates are found on the read connection (on SQLite a reader never blocks the writer), and the write
-transaction only deletes them by id, through indexes (migration 0005), after checking each is still old and ended.
+transaction only deletes them by id, through indexes (migration 0007), after checking each is still old and ended.
 A ticket reopened in between is left alone. Processed alert ids are not touched: they expire on their own
 (`ALERTDESK_RETENTION_DAYS`).
 """

@@ -1,7 +1,7 @@
 """indexes on the columns that point at a ticket, so deleting old tickets (retention) never scans a table
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0007
+Revises: 0004 (on merge: 0006, the head of main by then)
 Create Date: 2026-12-03 18:30:00.000000
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0007"
+down_revision: str | None = "0004"  # main has 0005 and 0006 meanwhile: set "0006" when merging
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
