@@ -110,6 +110,8 @@ async def test_a_full_disk_is_logged_once_refused_at_once_and_heals_by_itself(tm
     assert (ready_after, writable_after) == (200, 1)
     errors = [line for line in proc.output().splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "database or disk is full" in errors[0], errors
+    refusals = [line for line in proc.output().splitlines() if "refused nagios webhook with 503" in line]
+    assert len(refusals) == 1 and "database or disk is full" in refusals[0], refusals  # not one per request
     with sqlite3.connect(database) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         processed = {row[0] for row in db.execute("SELECT alert_id FROM processed_alerts")}
