@@ -115,7 +115,7 @@ async def test_old_resolved_and_closed_tickets_go_with_their_rows_the_rest_stays
     assert (await Retention(store, engines, KEEP, now=clock).run_once()).tickets == 0
 
 
-async def test_a_batch_of_500_holds_the_writer_a_few_ms(engines: Engines, clock: Clock) -> None:
+async def test_5000_expired_tickets_go_100_a_short_transaction(engines: Engines, clock: Clock) -> None:
     """5,000 expired tickets, each with its history: deleted 100 a transaction, each transaction short."""
     store = TicketStore(engines, Lifecycle(Policy()), now=clock)
     hosts = [f"host-{n:05d}" for n in range(5000)]
