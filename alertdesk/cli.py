@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--connections", type=int, default=64, help="concurrent connections (default 64)")
     bench.add_argument("--keys", type=int, default=1000, help="distinct problems (default 1000)")
     bench.add_argument("--rate", type=float, default=0.0, help="target alerts/s; 0 = as fast as it goes")
+    bench.add_argument(
+        "--report-every",
+        type=float,
+        default=0.0,
+        help="soak: print RSS, open files and database size every this many seconds (the started server only)",
+    )
     bench.add_argument("--database-url", help="database the started alertdesk uses (default: a temporary SQLite file)")
     bench.add_argument(
         "--distributed",

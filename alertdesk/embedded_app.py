@@ -12,10 +12,11 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from alertdesk.embedded import BatchStore, EmbeddedPipeline
+from alertdesk.embedded import BatchStore, EmbeddedPipeline, HandoffMetrics
 from alertdesk.health import health_routes
 from alertdesk.runtime import utc_now
 from alertdesk.settings import Settings
+from alertdesk.writable import Writability
 from alertdesk.writer import StoreProcess
 from dedup import DedupMetrics
 from ingest import IngestConfig, IngestMetrics, json_errors, open_sources, webhook_routes
@@ -31,6 +32,7 @@ from ticketstore.lifecycle import Lifecycle
 from ticketstore.metrics import StoreMetrics
 from ticketstore.migrate import upgrade
 from ticketstore.policy import Policy, load_policy
+from ticketstore.retention import Retention
 from ticketstore.store import TicketStore
 from ticketstore.trackers.dispatch import TrackerDispatcher, TrackerMetrics, check_environ, lease_for, mirrors
 from ticketstore.trackers.inbound import tracker_routes
@@ -100,13 +102,17 @@ async def build_app(
         raise
     store = TicketStore(engines, Lifecycle(policy), now=utc_now)
     writer = _writer(settings, policy, store, registry)
+    writability = Writability(registry)
     pipeline = EmbeddedPipeline(
         writer,
         StoreMetrics(registry),
         DedupMetrics(registry),
+        HandoffMetrics(registry),
+        writability,
         now=utc_now,
         timeout=settings.publish_timeout,
         max_batch=settings.max_batch,
+        max_pending=settings.max_pending,
     )
     config, api = ingest_config(settings), api_config(settings)
     warn_open_webhooks(config)
@@ -116,7 +122,7 @@ async def build_app(
     app.add_routes(webhook_routes(config, pipeline, IngestMetrics(registry), now=utc_now))
     app.add_routes(ticket_api(store, TicketQueries(engines), api))
     app.add_routes(tracker_routes(store, policy, environ))
-    app.add_routes(health_routes({"store": store.ping}, registry))
+    app.add_routes(health_routes({"store": store.ping, "store_writable": writability.ready}, registry))
     add_console(app, store, engines, settings)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
@@ -150,6 +156,12 @@ def _writer(settings: Settings, policy: Policy, store: TicketStore, registry: Co
     return store
 
 
+def _ticket_retention(store: TicketStore, engines: Engines, settings: Settings, now: Clock) -> Retention | None:
+    if settings.ticket_retention_days is None:
+        return None  # keep forever
+    return Retention(store, engines, timedelta(days=settings.ticket_retention_days), now=now)
+
+
 @contextlib.asynccontextmanager
 async def background(
     store: TicketStore,
@@ -176,6 +188,7 @@ async def background(
             EscalationMetrics(registry),
             retention=timedelta(days=settings.retention_days),
             more=[("trackers", 1.0, trackers.run_once)] if policy.trackers else [],
+            ticket_retention=_ticket_retention(store, engines, settings, now),
         )
         chores.start()
         try:

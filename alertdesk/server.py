@@ -17,6 +17,8 @@ from ingest import RedactingAccessLogger
 
 logger = logging.getLogger(__name__)
 
+BACKLOG = 4096  # capped by net.core.somaxconn (4096 on current kernels)
+
 
 async def serve(
     app: web.Application, host: str, port: int, *, access_log: bool = False, shutdown_timeout: float = 15.0
@@ -32,7 +34,9 @@ async def serve(
     await runner.setup()
     tune_gc()
     try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        # a listen backlog for thousands of senders connecting at once: with the default 128 the kernel drops
+        # their handshakes and a sender waits seconds of TCP retransmission before the server even sees it
+        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=BACKLOG)
         await site.start()
         logger.info("listening on http://%s:%d", host, port)
         await _until_signal()

@@ -73,7 +73,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1, description="largest webhook body accepted (413 above)")
     publish_timeout: float = Field(5.0, gt=0, description="seconds to wait for durability before answering 503")
     retention_days: float = Field(7.0, gt=0, description="days alert ids are remembered to drop redeliveries")
+    ticket_retention_days: float | None = Field(
+        None,
+        ge=1,
+        description="delete tickets resolved or closed longer ago than this, with their history (unset: keep)",
+    )
     max_batch: int = Field(1024, ge=1, description="most alerts folded into one store transaction")
+    max_pending: int = Field(
+        2048, ge=1, description="run: most alerts waiting for the store; beyond it webhooks get 503 at once"
+    )
     store_process: bool = Field(
         True, description="run (SQLite file): write tickets in a child process, so the server has a core of its own"
     )

@@ -27,6 +27,7 @@ from typing import IO, Any
 from prometheus_client import CollectorRegistry, Counter
 
 from normalizers.schema import TicketCommand, Unavailable
+from ticketstore.db import NotWritable
 from ticketstore.policy import Policy
 from ticketstore.store import Applied
 
@@ -92,6 +93,8 @@ class StoreProcess:
                 logger.error("the store writer did not answer in %gs; replacing it", self._reply_timeout)
                 raise Unavailable("the store writer is stuck; retry later") from exc
             raise
+        if outcome == "not_writable":
+            raise NotWritable(value)
         if outcome == "unavailable":
             raise Unavailable(value)
         if outcome == "error":
@@ -170,6 +173,8 @@ def main() -> None:
             while (commands := _receive(requests)) is not None:
                 try:
                     reply: tuple[str, Any] = ("ok", await store.apply_batch(commands))
+                except NotWritable as exc:
+                    reply = ("not_writable", str(exc))
                 except Unavailable as exc:
                     reply = ("unavailable", str(exc))
                 except Exception as exc:  # the server answers 503; the traceback is for the log

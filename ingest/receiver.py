@@ -152,7 +152,8 @@ class _Receiver:
         try:
             await self._publisher.publish(alert)
         except Unavailable as exc:
-            logger.warning("cannot publish %s alert now: %s", alert.source.value, exc)
+            # throttled like the refusals: an outage or an overload must not write a line per request
+            self._refusals.refused(alert.source.value, 503, "unavailable", str(exc), logging.WARNING)
             retry_after = str(self._config.retry_after_s)
             body = {"error": "unavailable", "detail": str(exc) or "the pipeline cannot take the alert now"}
             return "unavailable", web.json_response(body, status=503, headers={hdrs.RETRY_AFTER: retry_after})

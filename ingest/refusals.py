@@ -29,24 +29,27 @@ class RefusalLog:
         self._clock = clock
         self._since: dict[tuple[str, str], _Since] = {}
 
-    def refused(self, source: str, status: int, reason: str) -> None:
+    def refused(self, source: str, status: int, reason: str, detail: str = "", level: int = logging.INFO) -> None:
+        """`detail`: the latest cause, said in the line (a 503's: "the database cannot write: …")."""
         now = self._clock()
+        said = f"{reason}: {detail}" if detail else reason
         since = self._since.get((source, reason))
         extra = {"source": source, "status": status, "reason": reason}
         if since is None:
             self._since[(source, reason)] = _Since(now)
-            logger.info("refused %s webhook with %d (%s)", source, status, reason, extra={**extra, "refusals": 1})
+            logger.log(level, "refused %s webhook with %d (%s)", source, status, said, extra={**extra, "refusals": 1})
             return
         since.unlogged += 1
         elapsed = now - since.logged_at
         if elapsed < self._interval:
             return
         count, since.logged_at, since.unlogged = since.unlogged, now, 0
-        logger.info(
+        logger.log(
+            level,
             "refused %s webhook with %d (%s): %d in the last %.0f s",
             source,
             status,
-            reason,
+            said,
             count,
             elapsed,
             extra={**extra, "refusals": count},

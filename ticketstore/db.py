@@ -24,6 +24,14 @@ from normalizers.schema import Unavailable
 T = TypeVar("T")
 
 
+class NotWritable(Unavailable):
+    """The database cannot write its files (disk full, I/O error): retrying at once will not help, later may."""
+
+
+# SQLite's result codes for a write its file system refused (sqlite3 errors name them since Python 3.11)
+_NOT_WRITABLE = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN")
+
+
 @contextmanager
 def outage_is_unavailable() -> Iterator[None]:
     """Database errors that mean "cannot reach it now" become `Unavailable` (retry, 503); others stay as they are."""
@@ -31,7 +39,11 @@ def outage_is_unavailable() -> Iterator[None]:
         yield
     except IntegrityError:
         raise
-    except (OperationalError, OSError, ConnectionError) as exc:
+    except OperationalError as exc:
+        if str(getattr(exc.orig, "sqlite_errorname", "")).startswith(_NOT_WRITABLE):
+            raise NotWritable(f"the database cannot write: {exc.orig}") from exc
+        raise Unavailable(f"database unavailable: {exc.__class__.__name__}: {exc}") from exc
+    except (OSError, ConnectionError) as exc:
         raise Unavailable(f"database unavailable: {exc.__class__.__name__}: {exc}") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated:

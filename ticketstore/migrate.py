@@ -14,7 +14,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from normalizers.schema import AlertdeskError
@@ -53,10 +53,39 @@ async def upgrade(engine: AsyncEngine) -> str:
 
     On PostgreSQL the upgrade holds an advisory lock, so store workers started together migrate one at a time.
     """
-    async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
-        return await conn.run_sync(_upgrade)
+    async with engine.connect() as conn:
+        return await conn.run_sync(_upgrade_in_transaction)
+
+
+def _upgrade_in_transaction(connection: Connection) -> str:
+    """One transaction; on SQLite with foreign keys off meanwhile, checked before the commit.
+
+    SQLite alters a table by copying it and dropping the old one (alembic's batch mode). With foreign keys on,
+    dropping `tickets` fails as soon as a history row points at a ticket, so a filled database could not be
+    upgraded. The pragma only takes effect outside a transaction, hence before `begin`.
+    """
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        _foreign_keys(connection, "OFF")
+    try:
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
+            revision = _upgrade(connection)
+            if sqlite and (broken := connection.exec_driver_sql("PRAGMA foreign_key_check").all()):
+                raise RuntimeError(f"the schema upgrade left rows pointing nowhere: {broken[:5]}")
+        return revision
+    finally:
+        if sqlite:
+            _foreign_keys(connection, "ON")
+
+
+def _foreign_keys(connection: Connection, state: str) -> None:
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"PRAGMA foreign_keys={state}")
+    finally:
+        cursor.close()
 
 
 def _known(scripts: ScriptDirectory, revision: str) -> bool:

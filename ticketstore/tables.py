@@ -114,6 +114,7 @@ tickets = Table(
     Index("ix_tickets_respond_by", "respond_by"),
     Index("ix_tickets_resolve_by", "resolve_by"),
     Index("ix_tickets_maintenance", "maintenance_window_id"),
+    Index("ix_tickets_previous", "previous_ticket_id"),  # retention deletes tickets a newer one may point at
     Index("ix_tickets_flapping", "flapping", postgresql_where=text("flapping"), sqlite_where=text("flapping")),
     sqlite_autoincrement=True,  # ticket numbers are never reused
 )
@@ -136,6 +137,7 @@ episodes = Table(
     Column("dedup_key", String(512), primary_key=True),
     Column("episode_id", String(64), primary_key=True),
     Column("ticket_id", Id, ForeignKey("tickets.id"), nullable=False),
+    Index("ix_episodes_ticket", "ticket_id"),
 )
 
 processed_alerts = Table(

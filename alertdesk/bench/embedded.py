@@ -26,6 +26,8 @@ from pathlib import Path
 
 from alertdesk import runtime
 from alertdesk.bench.loadgen import Key, Ports, dedup_key, fleet, percentile, read_response, request, wait_answering
+from alertdesk.bench.soak import Soak
+from ticketstore.db import sqlite_file
 
 FLAPPING_CYCLES = 3  # the shipped policy: 3 open/resolve cycles within 1 h make a key flap (CONTRACT §2)
 
@@ -78,7 +80,7 @@ async def _tickets(host: str, port: int) -> list[dict[str, object]]:
                 return out
 
 
-async def _drive(host: str, port: int, args: argparse.Namespace) -> int:
+async def _drive(host: str, port: int, args: argparse.Namespace, soak: Soak | None = None) -> int:
     keys = fleet(args.keys)
     conns = max(1, args.connections)
     shards = [keys[c::conns] for c in range(conns)]
@@ -86,8 +88,12 @@ async def _drive(host: str, port: int, args: argparse.Namespace) -> int:
     pace = conns / args.rate if args.rate else 0.0
     started = time.perf_counter()
     deadline = started + args.duration
+    reporter = asyncio.create_task(soak.report()) if soak is not None else None  # cancelled once the load ends
     await asyncio.gather(*(_connection(host, port, shard, deadline, pace, tally, seq) for shard in shards if shard))
     elapsed = time.perf_counter() - started
+    if soak is not None and reporter is not None:
+        reporter.cancel()
+        print(soak.final(elapsed), flush=True)
     total = sum(tally.statuses.values())
     print(f"requests        {total} in {elapsed:.1f}s from {conns} connections over {args.keys} keys")
     print(f"throughput      {tally.statuses[202] / elapsed:,.0f} alerts/s accepted (202)")
@@ -138,7 +144,11 @@ def bench(args: argparse.Namespace) -> int:
         child = subprocess.Popen([sys.executable, "-m", *server], env=env, cwd=tmp)
         try:
             wait_answering(child, port, "/healthz", timeout=30)
-            return runtime.run(lambda: _drive("127.0.0.1", port, args))
+            database = sqlite_file(env["ALERTDESK_DATABASE_URL"])
+            soak = (
+                Soak(child.pid, Path(database) if database else None, args.report_every) if args.report_every else None
+            )
+            return runtime.run(lambda: _drive("127.0.0.1", port, args, soak))
         finally:
             child.terminate()
             child.wait(timeout=30)

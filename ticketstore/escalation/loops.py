@@ -1,5 +1,5 @@
 """The store worker's background chores: escalation scan, notification outbox, maintenance windows' ends,
-flapping settle, pruning.
+flapping settle, pruning (alert ids; tickets past their retention, if set).
 
 Each runs on its own period and survives a failing round (the database may be down: it waits for the next one),
 so `alertdesk run` and `alertdesk store` keep deadlines and notifications moving without a separate process.
@@ -19,6 +19,7 @@ from normalizers.schema import AlertdeskError, Severity
 from ticketstore.escalation.notify import Notifier
 from ticketstore.escalation.resume import Seen, resume_ended, silence_open
 from ticketstore.escalation.scan import escalate_due
+from ticketstore.retention import Retention
 from ticketstore.store import TicketStore
 from ticketstore.ticket import STATUSES
 
@@ -60,6 +61,7 @@ class Background:
         metrics: EscalationMetrics,
         *,
         retention: timedelta,
+        ticket_retention: Retention | None = None,
         scan_every: float = 1.0,
         more: Sequence[tuple[str, float, Callable[[], Awaitable[object]]]] = (),
     ) -> None:
@@ -68,6 +70,7 @@ class Background:
         self._notifier = notifier
         self._metrics = metrics
         self._retention = retention
+        self._ticket_retention = ticket_retention
         self._scan_every = scan_every
         self._more = tuple(more)
         self._tasks: list[asyncio.Task[None]] = []
@@ -83,6 +86,8 @@ class Background:
             ("ticket counts", 15.0, self.count_tickets),
             *self._more,
         ]
+        if self._ticket_retention is not None:
+            chores.append(("ticket retention", 3600.0, self._ticket_retention.run_once))
         self._tasks = [asyncio.create_task(_every(name, period, chore), name=name) for name, period, chore in chores]
 
     async def stop(self) -> None:
