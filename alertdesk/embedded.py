@@ -44,13 +44,16 @@ class EmbeddedPipeline:
         now: Callable[[], datetime],
         timeout: float = 5.0,
         max_batch: int = 1024,
+        on_commit: Callable[[], None] = lambda: None,
     ) -> None:
+        """`on_commit`: told after each committed batch (the store's chores look for new due work)."""
         self._store = store
         self._store_metrics = store_metrics
         self._dedup_metrics = dedup_metrics
         self._now = now
         self._timeout = timeout
         self._max_batch = max_batch
+        self._on_commit = on_commit
         self._queue: list[_Pending] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -111,6 +114,7 @@ class EmbeddedPipeline:
                     future.exception()  # retrieved: a waiter that timed out must not log "never retrieved"
             return
         self._store_metrics.record(commands, results, self._now())
+        self._on_commit()
         for _, future in batch:
             if not future.done():
                 future.set_result(None)

@@ -84,6 +84,7 @@ async def build_app(settings: Settings, *, registry: CollectorRegistry) -> web.A
         now=utc_now,
         timeout=settings.publish_timeout,
         max_batch=settings.max_batch,
+        on_commit=store.commits.notify,  # the writer may be a child process: its commits are not this store's
     )
     config, api = ingest_config(settings), api_config(settings)
     warn_open_webhooks(config)

@@ -27,6 +27,7 @@ from ticketstore.actions import Action, Conflict, TicketNotFound
 from ticketstore.cache import TicketCache
 from ticketstore.db import Engines, outage_is_unavailable
 from ticketstore.lifecycle import KeyState, Lifecycle, Outcome
+from ticketstore.nudge import Nudge
 from ticketstore.policy import Policy
 from ticketstore.ticket import TicketRow
 
@@ -57,6 +58,7 @@ class TicketStore:
         self._now = now
         self._cache = TicketCache() if cache and engines.dialect == "sqlite" else None
         self._writing = asyncio.Lock()  # with a cache: one write transaction at a time (see `_batch`)
+        self.commits = Nudge()  # told after each committed transaction: the chores look for new due work
 
     async def apply_batch(self, commands: Sequence[TicketCommand]) -> list[Applied]:
         """Apply `commands` (arrival order) in one transaction; if that fails, one by one, dead-lettering poison.
@@ -64,7 +66,9 @@ class TicketStore:
         Raises `Unavailable` when the database cannot be reached: nothing was applied then.
         """
         try:
-            return await self._transaction_retried(commands)
+            applied = await self._transaction_retried(commands)
+            self.commits.notify()
+            return applied
         except Unavailable:
             raise
         except SQLAlchemyError as exc:
@@ -79,6 +83,7 @@ class TicketStore:
                 raise
             except SQLAlchemyError as exc:
                 results.append(await self._dead_letter(cmd, exc))
+        self.commits.notify()
         return results
 
     async def ping(self) -> bool:
@@ -149,6 +154,12 @@ class TicketStore:
     def now(self) -> datetime:
         return self._now()
 
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        """A read outside any write transaction (what is due next); `fn` runs in a thread with the connection."""
+        with outage_is_unavailable():
+            async with self._engines.read.connect() as conn:
+                return await conn.run_sync(fn)
+
     async def run(self, fn: Callable[[Connection], T]) -> T:
         """A transaction outside the batches (operator actions, scans); `fn` runs in a thread with the connection."""
         return await self._run(fn)
@@ -158,10 +169,13 @@ class TicketStore:
     async def _run(self, fn: Callable[[Connection], T]) -> T:
         """A transaction outside the batches: what it writes is not in the cache, so the cache goes."""
         if self._cache is None:
-            return await self._transact(fn)
-        async with self._writing:
-            self._cache.clear()
-            return await self._transact(fn)
+            result = await self._transact(fn)
+        else:
+            async with self._writing:
+                self._cache.clear()
+                result = await self._transact(fn)
+        self.commits.notify()
+        return result
 
     async def _transact(self, fn: Callable[[Connection], T]) -> T:
         with outage_is_unavailable():

@@ -1,7 +1,10 @@
 """The store worker's background chores: escalation scan, notification outbox, flapping settle, pruning.
 
-Each runs on its own period and survives a failing round (the database may be down: it waits for the next one),
-so `alertdesk run` and `alertdesk store` keep deadlines and notifications moving without a separate process.
+Each survives a failing round (the database may be down: it waits for the next one), so `alertdesk run` and
+`alertdesk store` keep deadlines and notifications moving without a separate process. The escalation scan and the
+outbox sleep until their next due time (one MIN query), wake early when this process's store commits something
+(`TicketStore.commits`), at most once per `scan_every`, and look anyway every `look_every` seconds for what other
+processes wrote; the other chores run on a fixed period. An idle store then costs almost nothing.
 """
 
 from __future__ import annotations
@@ -10,13 +13,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from normalizers.schema import AlertdeskError, Severity
 from ticketstore.escalation.notify import Notifier
-from ticketstore.escalation.scan import escalate_due
+from ticketstore.escalation.scan import escalate_due, next_due
 from ticketstore.store import TicketStore
 from ticketstore.ticket import STATUSES
 
@@ -56,23 +59,31 @@ class Background:
         *,
         retention: timedelta,
         scan_every: float = 1.0,
+        look_every: float = 30.0,
     ) -> None:
         self._store = store
         self._notifier = notifier
         self._metrics = metrics
         self._retention = retention
         self._scan_every = scan_every
+        self._look_every = look_every
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
+        due: list[tuple[str, Callable[[], Awaitable[object]], Callable[[], Awaitable[datetime | None]]]] = [
+            ("escalation", self.escalate, lambda: next_due(self._store)),
+            ("notifications", self._notifier.run_once, self._notifier.next_due),
+        ]
+        self._tasks = [
+            asyncio.create_task(self._when_due(name, chore, when, self._store.commits.listen()), name=name)
+            for name, chore, when in due
+        ]
         chores: list[tuple[str, float, Callable[[], Awaitable[object]]]] = [
-            ("escalation", self._scan_every, self.escalate),
-            ("notifications", self._scan_every, self._notifier.run_once),
             ("flapping", 30.0, self._store.settle_flapping),
             ("prune", 3600.0, lambda: self._store.prune_processed(self._retention)),
             ("ticket counts", 15.0, self.count_tickets),
         ]
-        self._tasks = [asyncio.create_task(_every(name, period, chore), name=name) for name, period, chore in chores]
+        self._tasks += [asyncio.create_task(_every(name, period, chore), name=name) for name, period, chore in chores]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -96,13 +107,42 @@ class Background:
             for severity in Severity:
                 self._metrics.tickets.labels(status, severity.value).set(counts.get((status, severity.value), 0))
 
+    async def _when_due(
+        self,
+        name: str,
+        chore: Callable[[], Awaitable[object]],
+        when: Callable[[], Awaitable[datetime | None]],
+        woken: asyncio.Event,
+    ) -> None:
+        """Run `chore`, then sleep until `when` says, a commit wakes us, or `look_every` passed."""
+        loop = asyncio.get_running_loop()
+        while True:
+            ran = loop.time()
+            done = await _round(name, chore) is not FAILED
+            woken.clear()  # what was committed so far, `when` sees
+            due = await _round(f"{name} (next due time)", when) if done else FAILED
+            wait = self._scan_every if due is FAILED else self._look_every  # a failed round: try again soon
+            if isinstance(due, datetime):
+                wait = min(max((due - self._store.now()).total_seconds(), 0.0), wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), max(wait, self._scan_every - (loop.time() - ran)))
+            await asyncio.sleep(max(self._scan_every - (loop.time() - ran), 0.0))
+
+
+FAILED = object()  # what `_round` returns when the chore raised
+
+
+async def _round(name: str, chore: Callable[[], Awaitable[object]]) -> object:
+    try:
+        return await chore()
+    except (AlertdeskError, OSError) as exc:
+        logger.warning("%s skipped this round: %s", name, exc)
+    except Exception:
+        logger.exception("%s failed this round", name)
+    return FAILED
+
 
 async def _every(name: str, period: float, chore: Callable[[], Awaitable[object]]) -> None:
     while True:
-        try:
-            await chore()
-        except (AlertdeskError, OSError) as exc:
-            logger.warning("%s skipped this round: %s", name, exc)
-        except Exception:
-            logger.exception("%s failed this round", name)
+        await _round(name, chore)
         await asyncio.sleep(period)
