@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
-from aiormq.exceptions import ChannelLockedResource
+from aiormq.exceptions import ChannelLockedResource, ChannelNotFoundEntity
 
 from dedup.rabbitmq.broker import BROKER_ERRORS, COUNT_HEADER, Sender
 from dedup.rabbitmq.metrics import BrokerMetrics
 from dedup.rabbitmq.partitions import Assignment, Takeover
-from dedup.rabbitmq.topology import Stream, Topology, declare, queue_counts, queue_exists
+from dedup.rabbitmq.topology import Stream, Topology, declare, queue_counts, queue_exists, ready_messages
 from dedup.rabbitmq.window import Delivery, Window
 from normalizers.schema import Unavailable
 
@@ -112,14 +112,17 @@ class PartitionWorker:
         return counts[1] if counts is not None else 1  # a missing queue: nothing to take over
 
     async def _stand_by(self, connection: AbstractConnection, takeover: Takeover, consumer: _Consumer) -> None:
+        probe: AbstractChannel | None = None  # one channel for the depth checks, not one per queue and round
         while True:
             await asyncio.sleep(self._config.takeover_interval)
             await takeover.check()
-            depth = 0
-            for p in consumer.held():
-                counts = await queue_counts(connection, self._topology.queue(self._config.stream, p))
-                depth += counts[0] if counts is not None else 0
-            self._metrics.queue_depth.set(depth)
+            if probe is None or probe.is_closed:
+                probe = await connection.channel(publisher_confirms=False)
+            names = [self._topology.queue(self._config.stream, p) for p in consumer.held()]
+            try:
+                self._metrics.queue_depth.set(await ready_messages(probe, names))
+            except (ChannelNotFoundEntity, ChannelLockedResource):  # a queue went away: the broker closed the probe
+                probe = None
 
 
 STORM_PAUSE = 0.5  # seconds without an arrival that end a storm window early
