@@ -1,8 +1,9 @@
 """Ingest's `Publisher` on RabbitMQ, with group publish: concurrent requests share one confirmed message per partition.
 
-A request queues its alert and waits. One task takes everything that queued while the previous round was in
-flight, groups it by partition (at most `max_alerts` alerts and `max_bytes` bytes per message), publishes those
-messages side by side and waits for their confirms; each request is answered with its own message's outcome. No
+A request queues its alert, in its partition's queue, and waits. One task per partition takes everything that
+queued there while that partition's previous message was in flight, publishes it as one message (or several, at
+most `max_alerts` alerts and `max_bytes` bytes each) and waits for the confirm; each request is answered with its
+own message's outcome. Partitions do not wait for each other: a slow confirm delays only its own partition. No
 timer, like the embedded writer: at low load a round is one alert, sent as a single-alert message (the format
 every dedup version reads); a message of several alerts is a JSON array with an `x-alertdesk-alerts` count.
 A nack, a return, no confirm in time or a lost connection fails every request of that message with
@@ -12,7 +13,6 @@ A nack, a return, no confirm in time or a lost connection fails every request of
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -86,51 +86,51 @@ class AmqpPublisher:
         self._max_bytes = max_bytes
         self._exchange = topology.exchange(Stream.ALERTS)
         self._sender: Sender | None = None
-        self._queued: list[Waiting] = []
-        self._wake = asyncio.Event()
+        self._queued: list[list[Waiting]] = [[] for _ in range(topology.partitions)]  # per partition
+        self._wake = [asyncio.Event() for _ in range(topology.partitions)]
 
     async def session(self, connection: AbstractConnection, lost: asyncio.Event) -> None:
         """`Broker.run` calls this on each new connection: declare the topology, publish until the connection dies."""
         await declare(connection, self._topology)
         sender = await Sender.open(connection, self._metrics, lost, confirm_within=self._timeout)
-        rounds = asyncio.create_task(self._rounds(sender), name="publish rounds")
+        rounds = [
+            asyncio.create_task(self._rounds(sender, p), name=f"publish rounds {p}")
+            for p in range(self._topology.partitions)
+        ]
         self._sender = sender
         try:
             await lost.wait()
         finally:
             self._sender = None
-            rounds.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await rounds
-            queued, self._queued = self._queued, []
-            _fail(queued, Unavailable("lost the connection to the message broker"))
+            for task in rounds:
+                task.cancel()
+            await asyncio.gather(*rounds, return_exceptions=True)
+            for p, queued in enumerate(self._queued):
+                self._queued[p] = []
+                _fail(queued, Unavailable("lost the connection to the message broker"))
 
     async def publish(self, alert: Alert) -> None:
         if self._sender is None or not self._sender.is_open:
             raise Unavailable("not connected to the message broker")
         waiting = Waiting(alert, alert.model_dump_json().encode(), asyncio.get_running_loop().create_future())
-        self._queued.append(waiting)
-        self._wake.set()
+        partition = partition_of(alert.dedup_key, self._topology.partitions)
+        self._queued[partition].append(waiting)
+        self._wake[partition].set()
         await waiting.answer
 
     async def ready(self) -> bool:
         sender = self._sender
         return sender is not None and sender.is_open
 
-    async def _rounds(self, sender: Sender) -> None:
-        partitions = self._topology.partitions
+    async def _rounds(self, sender: Sender, partition: int) -> None:
+        """One partition's rounds: a request waits for its own partition's confirm, never for the slowest of all."""
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            taken, self._queued = self._queued, []
-            messages = group(
-                taken,
-                lambda a: partition_of(a.dedup_key, partitions),
-                max_alerts=self._max_alerts,
-                max_bytes=self._max_bytes,
-            )
+            await self._wake[partition].wait()
+            self._wake[partition].clear()
+            taken, self._queued[partition] = self._queued[partition], []
+            messages = group(taken, lambda _: partition, max_alerts=self._max_alerts, max_bytes=self._max_bytes)
             try:
-                await asyncio.gather(*(self._send(sender, p, batch) for p, batch in messages))
+                await asyncio.gather(*(self._send(sender, partition, batch) for _, batch in messages))
             finally:  # cancelled with the session: whatever is unanswered was not confirmed
                 _fail(taken, Unavailable("lost the connection to the message broker"))
 
