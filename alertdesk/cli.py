@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
         "publish-with-confirm and consume on one quorum queue)",
     )
     bench.add_argument(
+        "--compare",
+        action="store_true",
+        help="the bare server, embedded and distributed under the same load one after the other: rates, "
+        "latencies, CPU per alert per process, ratios",
+    )
+    bench.add_argument(
         "--alerts", type=int, default=0, help="--distributed: a storm of this many problems, no recoveries"
     )
 
@@ -120,6 +126,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "bench" and args.compare:
+        from alertdesk.bench.compare import compare
+
+        return compare(args)
     if args.command == "bench" and args.distributed:
         from alertdesk.bench.distributed import bench_distributed
 

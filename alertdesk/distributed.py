@@ -33,8 +33,9 @@ from alertdesk.health import health_routes
 from alertdesk.runtime import utc_now
 from alertdesk.settings import Settings
 from dedup import DedupMetrics
-from dedup.rabbitmq.broker import AmqpPublisher, Broker, Session
+from dedup.rabbitmq.broker import Broker, Session
 from dedup.rabbitmq.consumer import PartitionWorker, WorkerConfig
+from dedup.rabbitmq.grouped import AmqpPublisher
 from dedup.rabbitmq.metrics import BrokerMetrics
 from dedup.rabbitmq.partitions import Assignment
 from dedup.rabbitmq.topology import Stream, Topology

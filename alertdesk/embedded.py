@@ -83,7 +83,9 @@ class EmbeddedPipeline:
         timeout: float = 5.0,
         max_batch: int = 1024,
         max_pending: int = 2048,
+        on_commit: Callable[[], None] = lambda: None,
     ) -> None:
+        """`on_commit`: told after each committed batch (the store's chores look for new due work)."""
         self._store = store
         self._store_metrics = store_metrics
         self._dedup_metrics = dedup_metrics
@@ -93,6 +95,7 @@ class EmbeddedPipeline:
         self._max_pending = max_pending
         self._handoff = handoff_metrics
         self._writability = writability
+        self._on_commit = on_commit
         self._queue: dict[asyncio.Future[None], Alert] = {}  # insertion order is arrival order
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -172,6 +175,7 @@ class EmbeddedPipeline:
             return
         self._writability.succeeded()
         self._store_metrics.record(commands, results, self._now())
+        self._on_commit()
         for future, _ in batch:
             if not future.done():
                 future.set_result(None)

@@ -113,6 +113,7 @@ async def build_app(
         timeout=settings.publish_timeout,
         max_batch=settings.max_batch,
         max_pending=settings.max_pending,
+        on_commit=store.commits.notify,  # the writer may be a child process: its commits are not this store's
     )
     config, api = ingest_config(settings), api_config(settings)
     warn_open_webhooks(config)

@@ -22,7 +22,8 @@ from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
 
 import normalizers
-from dedup.rabbitmq.broker import SCHEMA_HEADER, AmqpPublisher, Broker, Sender
+from dedup.rabbitmq.broker import SCHEMA_HEADER, Broker, Sender
+from dedup.rabbitmq.grouped import AmqpPublisher
 from dedup.rabbitmq.metrics import BrokerMetrics
 from dedup.rabbitmq.partitions import Assignment, BadAssignment, partition_of
 from dedup.rabbitmq.topology import Stream, Topology, TopologyMismatch, declare, delete, queue_counts

@@ -188,6 +188,17 @@ class Window:
             return False
         return self.recurrence is None or self.recurrence.covers(at, zone)
 
+    def next_change(self, at: datetime, zone: ZoneInfo) -> datetime | None:
+        """The first instant after `at` where `covers` may change (a start, an end, a weekly occurrence's edge)."""
+        over = self.over_at()
+        edges = [self.starts_at] if over is None else [self.starts_at, over]
+        if self.recurrence is not None:
+            today = at.astimezone(zone).date()
+            for day in (today + timedelta(days=n) for n in range(8)):
+                edges += [datetime.combine(day, edge, zone) for edge in (self.recurrence.start, self.recurrence.end)]
+        later = [edge for edge in edges if edge > at and (over is None or edge <= over)]
+        return min(later, default=None)
+
     def matches(self, fields: Mapping[str, str | None]) -> bool:
         return all(fnmatchcase(fields.get(name) or "", pattern) for name, pattern in self.match.items())
 

@@ -27,6 +27,7 @@ from ticketstore.actions import Action, Conflict, TicketNotFound
 from ticketstore.cache import TicketCache
 from ticketstore.db import Engines, outage_is_unavailable
 from ticketstore.lifecycle import KeyState, Lifecycle, Outcome
+from ticketstore.nudge import Nudge
 from ticketstore.policy import Policy
 from ticketstore.ticket import TicketRow
 from ticketstore.windows import WindowCache
@@ -65,6 +66,7 @@ class TicketStore:
         self._cache = TicketCache() if cache and engines.dialect == "sqlite" else None
         self._windows = WindowCache(lifecycle.policy, windows_every)
         self._writing = asyncio.Lock()  # with a cache: one write transaction at a time (see `_batch`)
+        self.commits = Nudge()  # told after each committed transaction: the chores look for new due work
 
     async def apply_batch(self, commands: Sequence[TicketCommand]) -> list[Applied]:
         """Apply `commands` (arrival order) in one transaction; if that fails, one by one, dead-lettering poison.
@@ -72,7 +74,9 @@ class TicketStore:
         Raises `Unavailable` when the database cannot be reached: nothing was applied then.
         """
         try:
-            return await self._transaction_retried(commands)
+            applied = await self._transaction_retried(commands)
+            self.commits.notify()
+            return applied
         except Unavailable:
             raise
         except SQLAlchemyError as exc:
@@ -87,6 +91,7 @@ class TicketStore:
                 raise
             except SQLAlchemyError as exc:
                 results.append(await self._dead_letter(cmd, exc))
+        self.commits.notify()
         return results
 
     async def ping(self) -> bool:
@@ -164,19 +169,33 @@ class TicketStore:
     def now(self) -> datetime:
         return self._now()
 
-    async def run(self, fn: Callable[[Connection], T]) -> T:
-        """A transaction outside the batches (operator actions, scans); `fn` runs in a thread with the connection."""
-        return await self._run(fn)
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        """A read outside any write transaction (what is due next); `fn` runs in a thread with the connection."""
+        with outage_is_unavailable():
+            async with self._engines.read.connect() as conn:
+                return await conn.run_sync(fn)
+
+    async def run(self, fn: Callable[[Connection], T], *, wrote: Callable[[T], bool] | None = None) -> T:
+        """A transaction outside the batches (operator actions, scans); `fn` runs in a thread with the connection.
+
+        `wrote`: whether a result changed anything, for a round that usually finds nothing to do (it then wakes
+        no chore).
+        """
+        return await self._run(fn, wrote)
 
     # --- one transaction ----------------------------------------------------------------------------------
 
-    async def _run(self, fn: Callable[[Connection], T]) -> T:
+    async def _run(self, fn: Callable[[Connection], T], wrote: Callable[[T], bool] | None = None) -> T:
         """A transaction outside the batches: what it writes is not in the cache, so the cache goes."""
         if self._cache is None:
-            return await self._transact(fn)
-        async with self._writing:
-            self._cache.clear()
-            return await self._transact(fn)
+            result = await self._transact(fn)
+        else:
+            async with self._writing:
+                self._cache.clear()
+                result = await self._transact(fn)
+        if wrote is None or wrote(result):
+            self.commits.notify()
+        return result
 
     async def _transact(self, fn: Callable[[Connection], T]) -> T:
         with outage_is_unavailable():

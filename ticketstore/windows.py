@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from normalizers.schema import AlertdeskError
@@ -70,6 +70,15 @@ def not_over(conn: Connection, now: datetime) -> list[Window]:
     """Windows that may still apply (active or upcoming), oldest first."""
     query = _NOT_OVER.where(or_(w.ends_at.is_(None), w.ends_at > now)).order_by(w.id)
     return [from_row(r) for r in conn.execute(query)]
+
+
+def stamp(conn: Connection) -> tuple[object, ...]:
+    """What changes whenever a window is added or ended by anyone: a cheap look for other processes' changes."""
+    return tuple(
+        conn.execute(
+            select(func.count(), func.max(w.id), func.max(w.ended_at)).select_from(t.maintenance_windows)
+        ).one()
+    )
 
 
 class WindowCache:

@@ -6,7 +6,7 @@ session is a clean slate, which is what fences work begun on a dead channel.
 
 `Sender.send` publishes persistent, mandatory messages on a confirm-mode channel and returns only once the broker
 confirmed them; an unroutable message, a nack, no confirm in time or a cut connection all raise `Unavailable`
-(aio-pika's errors do not leave this module). `AmqpPublisher` is ingest's `Publisher` on top of it.
+(aio-pika's errors do not leave this module). `grouped.AmqpPublisher` is ingest's `Publisher` on top of it.
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from dedup.rabbitmq.metrics import BrokerMetrics
-from dedup.rabbitmq.partitions import partition_of
-from dedup.rabbitmq.topology import Stream, Topology, close_quietly, declare
-from normalizers.schema import SCHEMA_VERSION, Alert, Unavailable
+from dedup.rabbitmq.topology import close_quietly
+from normalizers.schema import SCHEMA_VERSION, Unavailable
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_HEADER = "x-alertdesk-schema"
 REASON_HEADER = "x-alertdesk-reason"
 STAGE_HEADER = "x-alertdesk-stage"
+COUNT_HEADER = "x-alertdesk-alerts"  # on a message carrying several alerts (a JSON array): how many
 
 # What a broken or unreachable broker raises through aio-pika/aiormq.
 BROKER_ERRORS = (AMQPError, ConnectionError, OSError, TimeoutError)
@@ -173,34 +173,3 @@ class Sender:
             raise Unavailable(f"the message broker connection is down ({exc.__class__.__name__})") from None
         self._metrics.published.inc()
         self._metrics.confirm_seconds.observe(time.perf_counter() - started)
-
-
-class AmqpPublisher:
-    """Ingest's `Publisher`: an alert is durable once RabbitMQ confirmed it to its partition queue."""
-
-    def __init__(self, topology: Topology, metrics: BrokerMetrics, *, timeout: float) -> None:
-        self._topology = topology
-        self._metrics = metrics
-        self._timeout = timeout
-        self._exchange = topology.exchange(Stream.ALERTS)
-        self._sender: Sender | None = None
-
-    async def session(self, connection: AbstractConnection, lost: asyncio.Event) -> None:
-        """`Broker.run` calls this on each new connection: declare the topology, publish until the connection dies."""
-        await declare(connection, self._topology)
-        self._sender = await Sender.open(connection, self._metrics, lost, confirm_within=self._timeout)
-        try:
-            await lost.wait()
-        finally:
-            self._sender = None
-
-    async def publish(self, alert: Alert) -> None:
-        sender = self._sender
-        if sender is None or not sender.is_open:
-            raise Unavailable("not connected to the message broker")
-        partition = partition_of(alert.dedup_key, self._topology.partitions)
-        await sender.send(self._exchange, str(partition), encode(alert, alert.id))
-
-    async def ready(self) -> bool:
-        sender = self._sender
-        return sender is not None and sender.is_open

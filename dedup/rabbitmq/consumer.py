@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
-from aiormq.exceptions import ChannelLockedResource
+from aiormq.exceptions import ChannelLockedResource, ChannelNotFoundEntity
 
-from dedup.rabbitmq.broker import BROKER_ERRORS, Sender
+from dedup.rabbitmq.broker import BROKER_ERRORS, COUNT_HEADER, Sender
 from dedup.rabbitmq.metrics import BrokerMetrics
 from dedup.rabbitmq.partitions import Assignment, Takeover
-from dedup.rabbitmq.topology import Stream, Topology, declare, queue_counts, queue_exists
+from dedup.rabbitmq.topology import Stream, Topology, declare, queue_counts, queue_exists, ready_messages
 from dedup.rabbitmq.window import Delivery, Window
 from normalizers.schema import Unavailable
 
@@ -38,7 +38,7 @@ class WorkerConfig:
     window_count: int = 200
     window_seconds: float = 0.02
     prefetch: int = 500
-    # Storm mode: above `storm_rate` deliveries/s the window holds for `storm_seconds` (bounded by the prefetch),
+    # Storm mode: above `storm_rate` alerts/s (a batch message counts its alerts) the window holds for `storm_seconds` (bounded by the prefetch),
     # so each key's repeats fold into one command per window and the store writes each ticket once per window.
     storm_rate: float = 0.0  # 0: never
     storm_seconds: float = 10.0
@@ -112,14 +112,17 @@ class PartitionWorker:
         return counts[1] if counts is not None else 1  # a missing queue: nothing to take over
 
     async def _stand_by(self, connection: AbstractConnection, takeover: Takeover, consumer: _Consumer) -> None:
+        probe: AbstractChannel | None = None  # one channel for the depth checks, not one per queue and round
         while True:
             await asyncio.sleep(self._config.takeover_interval)
             await takeover.check()
-            depth = 0
-            for p in consumer.held():
-                counts = await queue_counts(connection, self._topology.queue(self._config.stream, p))
-                depth += counts[0] if counts is not None else 0
-            self._metrics.queue_depth.set(depth)
+            if probe is None or probe.is_closed:
+                probe = await connection.channel(publisher_confirms=False)
+            names = [self._topology.queue(self._config.stream, p) for p in consumer.held()]
+            try:
+                self._metrics.queue_depth.set(await ready_messages(probe, names))
+            except (ChannelNotFoundEntity, ChannelLockedResource):  # a queue went away: the broker closed the probe
+                probe = None
 
 
 STORM_PAUSE = 0.5  # seconds without an arrival that end a storm window early
@@ -140,6 +143,12 @@ class StormGauge:
         self.rate += weight * (count / seconds - self.rate)
         # hysteresis: leave the storm only well below the threshold, so a storm does not flap in and out
         self.storm = self.rate >= self.threshold if not self.storm else self.rate >= self.threshold / 2
+
+
+def alerts_in(message: AbstractIncomingMessage) -> int:
+    """How many alerts a message carries (a batch from ingest's group publish says so), without decoding it."""
+    count = (message.headers or {}).get(COUNT_HEADER, 1)
+    return count if isinstance(count, int) and count > 0 else 1
 
 
 def _who(config: WorkerConfig) -> tuple[int, int]:
@@ -172,7 +181,7 @@ class _Consumer:
         self._full = asyncio.Event()
         self._limit = config.window_count
         self._rate = StormGauge(config.storm_rate)
-        self._arrivals = 0  # deliveries since the rate was last observed
+        self._arrivals = 0  # alerts delivered since the rate was last observed
 
     def holds(self, partition: int) -> bool:
         return partition in self._channels
@@ -195,7 +204,7 @@ class _Consumer:
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             self._pending.append(Delivery(partition, channel, message))
-            self._arrivals += 1
+            self._arrivals += alerts_in(message)
             self._arrived.set()
             if len(self._pending) >= self._limit:
                 self._full.set()
@@ -239,7 +248,7 @@ class _Consumer:
             self._arrivals, observed = 0, now
             if self._rate.storm != storm:
                 logger.warning(
-                    "alert storm %s (%.0f messages/s)", "begins" if self._rate.storm else "is over", self._rate.rate
+                    "alert storm %s (%.0f alerts/s)", "begins" if self._rate.storm else "is over", self._rate.rate
                 )
             if batch:
                 await self._flush(Window(batch, self._sender))

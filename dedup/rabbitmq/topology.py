@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.exceptions import ChannelLockedResource, ChannelNotFoundEntity, ChannelPreconditionFailed
 
 from normalizers.schema import AlertdeskError
@@ -123,6 +123,15 @@ async def queue_counts(connection: AbstractConnection, name: str) -> tuple[int, 
         return None
     result = queue.declaration_result
     return int(result.message_count or 0), int(result.consumer_count or 0)
+
+
+async def ready_messages(channel: AbstractChannel, names: list[str]) -> int:
+    """Ready messages in these existing queues, asked on one open channel (a missing queue would close it)."""
+    total = 0
+    for name in names:
+        queue = await channel.declare_queue(name, passive=True)
+        total += int(queue.declaration_result.message_count or 0)
+    return total
 
 
 async def queue_exists(connection: AbstractConnection, name: str) -> bool:

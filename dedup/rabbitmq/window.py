@@ -8,6 +8,7 @@ beside the new active consumer's — they are redelivered to it.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -54,23 +55,66 @@ class Window:
 
 @dataclass(frozen=True)
 class Unreadable:
-    """A message that can never be read, and why (its dead-letter reason)."""
+    """A message, or one item of a batch message, that can never be read, and why (its dead-letter reason)."""
 
     reason: str
+    body: bytes | None = None  # the item alone, when it came in a batch; None: the whole message
+    message_id: str | None = None
 
 
 def decode(message: AbstractIncomingMessage, shape: TypeAdapter[T]) -> T | Unreadable:
     """The message's content, or why it can never be read."""
+    header = decode_header(message)
+    if header is not None:
+        return header
+    try:
+        return shape.validate_json(message.body)
+    except ValidationError as exc:
+        return Unreadable(_reason(shape, exc))
+
+
+def decode_header(message: AbstractIncomingMessage) -> Unreadable | None:
+    """Why the message's content type or schema version rule out reading it, if they do."""
     if message.content_type != "application/json":
         return Unreadable(f"content type {message.content_type!r} is not application/json")
     version = (message.headers or {}).get(SCHEMA_HEADER, SCHEMA_VERSION)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         return Unreadable(f"schema version {version!r} is not one this alertdesk reads (up to {SCHEMA_VERSION})")
+    return None
+
+
+def _reason(shape: TypeAdapter[T], exc: ValidationError) -> str:
+    errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
+    return f"not valid {shape}: {errors}"[:1000]
+
+
+def decode_each(message: AbstractIncomingMessage, shape: TypeAdapter[T]) -> list[T | Unreadable]:
+    """The items of a message: a JSON array is a batch, each item read on its own (an unreadable one never
+    refuses its neighbours); anything else is one item, as in the single-alert messages of earlier versions."""
+    if message.body[:1] != b"[":
+        return [decode(message, shape)]
+    header = decode_header(message)
+    if header is not None:
+        return [header]
     try:
-        return shape.validate_json(message.body)
+        items = json.loads(message.body)
+    except ValueError as exc:
+        return [Unreadable(f"not JSON: {exc}"[:1000])]
+    decoded: list[T | Unreadable] = []
+    for index, item in enumerate(items):
+        result = _item(item, shape, f"{message.message_id}[{index}]")
+        decoded.append(result)
+    return decoded
+
+
+def _item(item: object, shape: TypeAdapter[T], position: str) -> T | Unreadable:
+    """One item of a batch; an unreadable one keeps its own id if it has one, else its place in the batch."""
+    try:
+        return shape.validate_python(item)
     except ValidationError as exc:
-        errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
-        return Unreadable(f"not valid {shape}: {errors}"[:1000])
+        item_id = item.get("id") if isinstance(item, dict) else None
+        body = json.dumps(item, separators=(",", ":")).encode()
+        return Unreadable(_reason(shape, exc), body, item_id if isinstance(item_id, str) else position)
 
 
 def decode_all(window: Window, shape: TypeAdapter[T]) -> dict[int, T | Unreadable]:

@@ -1,8 +1,11 @@
 """The store worker's background chores: escalation scan, notification outbox, maintenance windows' ends,
 flapping settle, pruning (alert ids; tickets past their retention, if set).
 
-Each runs on its own period and survives a failing round (the database may be down: it waits for the next one),
-so `alertdesk run` and `alertdesk store` keep deadlines and notifications moving without a separate process.
+Each survives a failing round (the database may be down: it waits for the next one), so `alertdesk run` and
+`alertdesk store` keep deadlines and notifications moving without a separate process. The escalation scan and the
+outbox sleep until their next due time (one MIN query), wake early when this process's store commits something
+(`TicketStore.commits`), at most once per `scan_every`, and look anyway every `look_every` seconds for what other
+processes wrote; the other chores run on a fixed period. An idle store then costs almost nothing.
 """
 
 from __future__ import annotations
@@ -11,17 +14,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from normalizers.schema import AlertdeskError, Severity
 from ticketstore.escalation.notify import Notifier
-from ticketstore.escalation.resume import Seen, resume_ended, silence_open
-from ticketstore.escalation.scan import escalate_due
+from ticketstore.escalation.resume import Seen, next_window_change, resume_ended, silence_open
+from ticketstore.escalation.scan import escalate_due, next_due
 from ticketstore.retention import Retention
 from ticketstore.store import TicketStore
 from ticketstore.ticket import STATUSES
+from ticketstore.windows import stamp
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +68,7 @@ class Background:
         ticket_retention: Retention | None = None,
         scan_every: float = 1.0,
         more: Sequence[tuple[str, float, Callable[[], Awaitable[object]]]] = (),
+        look_every: float = 30.0,
     ) -> None:
         """`more`: further chores (name, period in seconds, coroutine), e.g. the trackers' loop."""
         self._store = store
@@ -73,22 +78,33 @@ class Background:
         self._ticket_retention = ticket_retention
         self._scan_every = scan_every
         self._more = tuple(more)
+        self._look_every = look_every
         self._tasks: list[asyncio.Task[None]] = []
-        self._windows_seen: Seen = set()  # windows whose already-open tickets this process has silenced
+        self._windows_seen: Seen = set()
+        self._windows_stamp: tuple[object, ...] | None = (
+            None  # windows whose already-open tickets this process has silenced
+        )
 
     def start(self) -> None:
+        due: list[tuple[str, Callable[[], Awaitable[object]], Callable[[], Awaitable[datetime | None]]]] = [
+            ("escalation", self.escalate, lambda: next_due(self._store)),
+            ("notifications", self._notifier.run_once, self._notifier.next_due),
+            ("maintenance", self.resume, lambda: next_window_change(self._store)),
+        ]
+        self._tasks = [
+            asyncio.create_task(self._when_due(name, chore, when, self._store.commits.listen()), name=name)
+            for name, chore, when in due
+        ]
         chores: list[tuple[str, float, Callable[[], Awaitable[object]]]] = [
-            ("escalation", self._scan_every, self.escalate),
-            ("maintenance", self._scan_every, self.resume),
-            ("notifications", self._scan_every, self._notifier.run_once),
             ("flapping", 30.0, self._store.settle_flapping),
             ("prune", 3600.0, lambda: self._store.prune_processed(self._retention)),
             ("ticket counts", 15.0, self.count_tickets),
+            ("maintenance changes", 2.0, self.watch_windows),
             *self._more,
         ]
         if self._ticket_retention is not None:
             chores.append(("ticket retention", 3600.0, self._ticket_retention.run_once))
-        self._tasks = [asyncio.create_task(_every(name, period, chore), name=name) for name, period, chore in chores]
+        self._tasks += [asyncio.create_task(_every(name, period, chore), name=name) for name, period, chore in chores]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -114,19 +130,55 @@ class Background:
         await silence_open(self._store, self._windows_seen)
         return round_.resumed
 
+    async def watch_windows(self) -> None:
+        """A window added or ended by another process (the CLI, another store) wakes the maintenance chore."""
+        seen = await self._store.read(stamp)
+        if self._windows_stamp is not None and seen != self._windows_stamp:
+            self._store.commits.notify()
+        self._windows_stamp = seen
+
     async def count_tickets(self) -> None:
         counts = await self._store.count_by_status()
         for status in STATUSES:
             for severity in Severity:
                 self._metrics.tickets.labels(status, severity.value).set(counts.get((status, severity.value), 0))
 
+    async def _when_due(
+        self,
+        name: str,
+        chore: Callable[[], Awaitable[object]],
+        when: Callable[[], Awaitable[datetime | None]],
+        woken: asyncio.Event,
+    ) -> None:
+        """Run `chore`, then sleep until `when` says, a commit wakes us, or `look_every` passed."""
+        loop = asyncio.get_running_loop()
+        while True:
+            ran = loop.time()
+            done = await _round(name, chore) is not FAILED
+            woken.clear()  # what was committed so far, `when` sees
+            due = await _round(f"{name} (next due time)", when) if done else FAILED
+            wait = self._scan_every if due is FAILED else self._look_every  # a failed round: try again soon
+            if isinstance(due, datetime):
+                wait = min(max((due - self._store.now()).total_seconds(), 0.0), wait)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), max(wait, self._scan_every - (loop.time() - ran)))
+            await asyncio.sleep(max(self._scan_every - (loop.time() - ran), 0.0))
+
+
+FAILED = object()  # what `_round` returns when the chore raised
+
+
+async def _round(name: str, chore: Callable[[], Awaitable[object]]) -> object:
+    try:
+        return await chore()
+    except (AlertdeskError, OSError) as exc:
+        logger.warning("%s skipped this round: %s", name, exc)
+    except Exception:
+        logger.exception("%s failed this round", name)
+    return FAILED
+
 
 async def _every(name: str, period: float, chore: Callable[[], Awaitable[object]]) -> None:
     while True:
-        try:
-            await chore()
-        except (AlertdeskError, OSError) as exc:
-            logger.warning("%s skipped this round: %s", name, exc)
-        except Exception:
-            logger.exception("%s failed this round", name)
+        await _round(name, chore)
         await asyncio.sleep(period)

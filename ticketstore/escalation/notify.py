@@ -138,6 +138,10 @@ class Notifier:
         self._metrics.outbox.set(await outbox.pending_count(self._engines))
         return len(results)
 
+    async def next_due(self) -> datetime | None:
+        """When `run_once` next has something to send (perhaps already past), or None."""
+        return await outbox.next_due(self._engines)
+
     async def _deliver(self, p: outbox.Pending) -> outbox.Result:
         channel = self._policy.channels.get(p.channel)
         if channel is None:

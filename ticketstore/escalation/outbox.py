@@ -125,6 +125,18 @@ async def complete(
     await engines.transact(write)
 
 
+async def next_due(engines: Engines) -> datetime | None:
+    """When the next pending row can be claimed (its next attempt, or its lease running out), or None."""
+    pending = n.status == "pending"
+    query = select(
+        func.min(n.next_attempt_at).filter(pending, n.lease_until.is_(None)),
+        func.min(func.coalesce(n.lease_until, n.next_attempt_at)).filter(pending, n.lease_until.is_not(None)),
+    )
+    async with engines.read.connect() as conn:
+        times = [x for x in (await conn.execute(query)).one() if x is not None]
+    return min(times, default=None)
+
+
 async def pending_count(engines: Engines) -> int:
     async with engines.read.connect() as conn:
         return int((await conn.execute(select(func.count()).where(n.status == "pending"))).scalar_one())

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from fnmatch import fnmatchcase
 
 from sqlalchemy import ColumnElement, or_, select
@@ -65,7 +65,17 @@ async def resume_ended(store: TicketStore, limit: int = 200) -> Round:
         rows.write(conn, policy, tickets, before, now)
         return Round(resumed, len(windows))
 
-    return await store.run(run)
+    return await store.run(run, wrote=lambda r: r.resumed > 0)
+
+
+async def next_window_change(store: TicketStore) -> datetime | None:
+    """When a window next starts or ends (the chore sleeps until then, or until a commit of this process)."""
+    now, zone = store.now(), policy_zone(store.policy)
+
+    def run(conn: Connection) -> datetime | None:
+        return min((x for w in not_over(conn, now) if (x := w.next_change(now, zone)) is not None), default=None)
+
+    return await store.read(run)
 
 
 def _fields(ticket: TicketRow) -> dict[str, str | None]:
@@ -113,7 +123,7 @@ async def silence_open(store: TicketStore, seen: Seen, limit: int = 1000) -> int
                 done.add(occurrence)
         return silenced, done
 
-    silenced, done = await store.run(run)
+    silenced, done = await store.run(run, wrote=lambda r: r[0] > 0)
     seen |= done
     return silenced
 

@@ -6,7 +6,9 @@ workers never fire the same step, and `review` sees an acknowledgement committed
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from ticketstore import rows
@@ -15,22 +17,32 @@ from ticketstore.escalation.steps import review
 from ticketstore.store import TicketStore
 from ticketstore.ticket import Notice, TicketRow
 
+c = t.tickets.c
+# Each deadline column, and when it still counts: the due ones are those whose time has come.
+DEADLINES = (
+    (c.next_escalation_at, c.acknowledged_at.is_(None)),
+    (c.respond_by, and_(c.acknowledged_at.is_(None), c.response_breached.is_(False))),
+    (c.resolve_by, c.resolution_breached.is_(False)),
+)
+WATCHED = (c.status.in_(t.ACTIVE_STATUSES), c.paused_since.is_(None))  # a paused ticket's clocks stand still
+
+
+async def next_due(store: TicketStore) -> datetime | None:
+    """The earliest deadline still to fire (perhaps already past), or None: the scan can sleep until then."""
+    query = select(*(func.min(column).filter(counts) for column, counts in DEADLINES)).where(*WATCHED)
+
+    def run(conn: Connection) -> datetime | None:
+        times = [x for x in conn.execute(query).one() if x is not None]
+        return min(times, default=None)
+
+    return await store.read(run)
+
 
 async def escalate_due(store: TicketStore, limit: int = 100) -> list[tuple[Notice, str]]:
     """Fire what is due on up to `limit` tickets; returns the events fired with each ticket's peak severity."""
     now, policy = store.now(), store.policy
-    c = t.tickets.c
-    due = or_(
-        and_(c.next_escalation_at <= now, c.acknowledged_at.is_(None)),
-        and_(c.respond_by <= now, c.acknowledged_at.is_(None), c.response_breached.is_(False)),
-        and_(c.resolve_by <= now, c.resolution_breached.is_(False)),
-    )
-    query = (
-        select(t.tickets)
-        .where(c.status.in_(t.ACTIVE_STATUSES), c.paused_since.is_(None), due)
-        .order_by(c.id)
-        .limit(limit)
-    )
+    due = or_(*(and_(column <= now, counts) for column, counts in DEADLINES))
+    query = select(t.tickets).where(*WATCHED, due).order_by(c.id).limit(limit)
 
     def run(conn: Connection) -> list[tuple[Notice, str]]:
         tickets = [TicketRow.from_row(r) for r in conn.execute(rows.for_update(conn, query, skip_locked=True))]
@@ -40,4 +52,4 @@ async def escalate_due(store: TicketStore, limit: int = 100) -> list[tuple[Notic
         rows.write(conn, policy, changed, before, now)
         return fired
 
-    return await store.run(run)
+    return await store.run(run, wrote=bool)

@@ -1,0 +1,52 @@
+"""`alertdesk bench --compare` as a user runs it, with 1-second phases: every phase and figure is printed, and the
+ratios are those of the printed rates. Never its speed: figures come from real runs, not tests."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.test_bench import bench
+
+pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq, pytest.mark.postgres]
+
+PROCESSES = {
+    "bare": {"load generator", "server"},
+    "embedded": {"load generator", "server", "writer"},
+    "distributed": {"load generator", "ingest0", "ingest1", "dedup", "store", "rabbitmq", "postgres"},
+}
+
+
+def test_compare_prints_each_phase_with_cpu_per_process_and_the_ratios_of_its_rates(tmp_path: Path) -> None:
+    done = bench("--compare", "--duration", "1", cwd=tmp_path)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    rates = {}
+    for phase, processes in PROCESSES.items():
+        found = re.search(
+            rf"^{phase} +([\d,]+) alerts/s   202 p50 ([\d.]+) ms   p99 ([\d.]+) ms.*\n +CPU µs per alert: (.*) "
+            r"\(load generator ([\d.]+) of a core\)$",
+            done.stdout,
+            re.MULTILINE,
+        )
+        assert found, done.stdout
+        rates[phase] = float(found.group(1).replace(",", ""))
+        assert rates[phase] > 0
+        assert 0 < float(found.group(2)) <= float(found.group(3))
+        cpu = {
+            name: float(us.replace(",", ""))
+            for name, us in re.findall(r"([a-z]+\d?(?: [a-z]+)?) ([\d,]+)", found.group(4))
+        }
+        assert set(cpu) == processes, found.group(4)
+        assert all(cpu[name] > 0 for name in processes - {"rabbitmq", "postgres"}), cpu  # ours did work
+        assert 0 < float(found.group(5)) < 2
+    assert "alert→ticket p99" in done.stdout
+    ratios = re.search(r"^ratios +distributed/embedded ([\d.]+) .* embedded/bare ([\d.]+) ", done.stdout, re.MULTILINE)
+    assert ratios, done.stdout
+    # from the printed (rounded) rates, so allow the rounding of both
+    assert float(ratios.group(1)) == pytest.approx(
+        rates["distributed"] / rates["embedded"], abs=0.01 + 2 / rates["embedded"]
+    )
+    assert float(ratios.group(2)) == pytest.approx(rates["embedded"] / rates["bare"], abs=0.01 + 2 / rates["bare"])
