@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 import jinja2
@@ -27,6 +27,7 @@ from ticketstore.console import charts
 from ticketstore.console.auth import NEW_SESSION, ConsoleConfig, Forbidden, Gate, login_url, redirect
 from ticketstore.console.dashboard import PERIODS, Dashboard
 from ticketstore.console.forms import CSV_COLUMNS, Invalid, action, csv_row, queue_parameters
+from ticketstore.console.links import http_link, remote_records
 from ticketstore.console.queue import SORTS, Queue, due
 from ticketstore.db import Engines
 from ticketstore.store import TicketStore
@@ -55,7 +56,7 @@ def console(
         undefined=jinja2.StrictUndefined,
         default_helpers=False,
     )
-    env.globals.update(due=due, link=_http_link)
+    env.globals.update(due=due, link=http_link)
     env.filters["iso"] = lambda at: at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if at else ""
     pages = _Pages(store, engines, accounts, config)
     static = app.router.add_static("/static", HERE / "static", append_version=True)
@@ -90,12 +91,6 @@ def _reachable(handler: Handler) -> Handler:
             return response
 
     return run
-
-
-def _http_link(value: str) -> str | None:
-    """`value` when it is an http(s) URL (shown as a link), else None (shown as text: no `javascript:`)."""
-    parts = urlsplit(value.strip())
-    return value.strip() if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 class _Pages:
@@ -215,6 +210,7 @@ class _Pages:
             "before": before,
             "after": after,
             "error": error,
+            "records": remote_records(ticket.external_refs, self._store.policy.trackers),
             "statuses": ("open", "in_progress", "waiting"),
             "now": self._store.now(),
         }
