@@ -95,7 +95,7 @@ async def make_console(
     policy: Policy | None = None,
 ) -> Console:
     config = config or ConsoleConfig()
-    store = TicketStore(engines, Lifecycle(policy or Policy()), now=clock)
+    store = TicketStore(engines, Lifecycle(policy or Policy()), now=clock, windows_every=0)
     accounts = Accounts(engines, now=clock, session_hours=config.session_hours)
     app = web.Application()
     console(app, store, engines, accounts, config)
