@@ -270,3 +270,41 @@ def test_the_runbook_opens_in_a_new_tab_without_handing_over_the_console(
             browser.close()
     browser.switch_to.window(console_tab)
     assert browser.find_element(By.ID, "trackers").text == "-"
+
+
+def test_silencing_a_host_from_its_ticket_suppresses_it_until_the_window_is_ended(
+    desk: AlertdeskProcess, browser: webdriver.Chrome
+) -> None:
+    ticket_id = ticket_id_of(desk.url, post_nagios(desk.url, HOSTNAME="mw-01"))
+    sign_in(browser, desk.url, "alice")
+    browser.get(f"{desk.url}/tickets/{ticket_id}")
+    press(browser, "Silence this host for 2 h")
+    assert "/maintenance#window-" in browser.current_url
+    window = browser.current_url.rsplit("#", 1)[1]
+    row = browser.find_element(By.CSS_SELECTOR, f"#active-windows #{window}")
+    assert "host=mw-01" in row.text and "source=nagios" in row.text and "alice" in row.text
+
+    def suppressed(ticket: int) -> bool:
+        found: Any = api(desk.url, f"/api/tickets/{ticket}")
+        return bool(found["suppressed"])
+
+    new_id = ticket_id_of(desk.url, post_nagios(desk.url, HOSTNAME="mw-01", SERVICEDESC="Disk /var"))
+    number = f"INC-{new_id:06d}"
+
+    def badge(driver: webdriver.Chrome) -> bool:
+        driver.get(f"{desk.url}/tickets?q=mw-01")
+        cells = driver.find_elements(By.XPATH, f"//a[text()='{number}']/ancestor::tr//span[@class='badge']")
+        return any(c.text == "suppressed" for c in cells)
+
+    WebDriverWait(browser, 5, poll_frequency=0.5).until(badge)
+    WebDriverWait(browser, 5, poll_frequency=0.2).until(lambda _: suppressed(ticket_id))  # the one it came from
+
+    browser.get(f"{desk.url}/maintenance")
+    browser.find_element(By.XPATH, f"//tr[@id='{window}']//button[normalize-space()='End now']").click()
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, f"#ended-windows #{window}"))
+    assert "alice" in browser.find_element(By.CSS_SELECTOR, f"#ended-windows #{window} .ended-by").text
+    started = time.monotonic()  # the store's maintenance chore runs every second
+    WebDriverWait(browser, 5, poll_frequency=0.2).until(lambda _: not any(map(suppressed, (ticket_id, new_id))))
+    assert time.monotonic() - started < 5
+    browser.get(f"{desk.url}/tickets/{new_id}")
+    assert "suppressed" not in browser.find_element(By.CSS_SELECTOR, "p.state").text
