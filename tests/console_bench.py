@@ -30,6 +30,7 @@ from tests.process import free_port
 from ticketstore import tables as t
 from ticketstore.accounts import Accounts
 from ticketstore.console.auth import ConsoleConfig
+from ticketstore.console.dashboard import Dashboard
 from ticketstore.console.pages import console
 from ticketstore.db import Engines, create_engines, create_schema, drop_schema
 from ticketstore.lifecycle import Lifecycle
@@ -134,11 +135,19 @@ async def explain(engines: Engines) -> None:
         "changes cursor": "SELECT max(last_seen) FROM tickets",
         "dashboard, open by severity": "SELECT severity, count(*) FROM tickets "
         "WHERE status IN ('open', 'in_progress', 'waiting') GROUP BY severity",
+        "/api/stats, counts": "SELECT status, severity, count(*) FROM tickets GROUP BY status, severity",
+        "/api/stats, means": "SELECT min(first_seen), count(acknowledged_at), count(resolved_at), "
+        "count(CASE WHEN respond_by IS NOT NULL OR resolve_by IS NOT NULL THEN 1 END), "
+        "count(CASE WHEN response_breached OR resolution_breached THEN 1 END) FROM tickets",
     }
     prefix = "EXPLAIN QUERY PLAN " if engines.dialect == "sqlite" else "EXPLAIN "
     async with engines.read.connect() as conn:
+        statements = Dashboard(engines).statements(datetime.now(UTC) - timedelta(days=30))
+        for name, statement in statements.items():  # the dashboard's own queries, as it sends them
+            compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+            sql[f"dashboard 30 days, {name}"] = str(compiled)
         for name, query in sql.items():
-            plan = (await conn.execute(text(prefix + query))).all()
+            plan = (await conn.exec_driver_sql(prefix + query)).all()
             lines = [str(row[-1]) for row in plan]
             print(f"  {name}: " + " | ".join(line.strip() for line in lines))
 

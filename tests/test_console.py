@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from ipaddress import ip_network
 from pathlib import Path
 
@@ -19,15 +20,19 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
+from sqlalchemy import update
 
 from normalizers.schema import Alert, Kind, Severity, Source, TicketCommand
 from tests.conftest import Clock
+from ticketstore import tables
 from ticketstore.accounts import Accounts
 from ticketstore.api.queries import TicketQueries
 from ticketstore.console.auth import COOKIE, ConsoleConfig
+from ticketstore.console.dashboard import Dashboard
 from ticketstore.console.pages import console
 from ticketstore.db import Engines, create_engines
 from ticketstore.lifecycle import Lifecycle
+from ticketstore.migrate import upgrade
 from ticketstore.policy import Policy
 from ticketstore.store import TicketStore
 
@@ -86,10 +91,14 @@ def field(html: str, name: str) -> str:
 
 
 async def make_console(
-    engines: Engines, clock: Clock, aiohttp_client: AiohttpClient, config: ConsoleConfig | None = None
+    engines: Engines,
+    clock: Clock,
+    aiohttp_client: AiohttpClient,
+    config: ConsoleConfig | None = None,
+    policy: Policy | None = None,
 ) -> Console:
     config = config or ConsoleConfig()
-    store = TicketStore(engines, Lifecycle(Policy()), now=clock)
+    store = TicketStore(engines, Lifecycle(policy or Policy()), now=clock, windows_every=0)
     accounts = Accounts(engines, now=clock, session_hours=config.session_hours)
     app = web.Application()
     console(app, store, engines, accounts, config)
@@ -414,3 +423,66 @@ async def test_behind_an_https_public_url_the_session_cookie_is_secure(
     )
     assert answer.status == 303
     assert "Secure" in answer.headers["Set-Cookie"] and "HttpOnly" in answer.headers["Set-Cookie"]
+
+
+TRACKED = Policy.model_validate(
+    {
+        "trackers": {
+            "snow": {"type": "servicenow", "url": "https://acme.service-now.com/", "user": "a", "password_env": "X"},
+            "jira": {"type": "jira", "url": "https://acme.atlassian.net", "token_env": "X", "project": "OPS"},
+            "zd": {"type": "zendesk", "url": "https://acme.zendesk.com", "user": "a@b.c", "token_env": "X"},
+        },
+        "routes": [{"match": {"host": "web*"}, "runbook": "https://wiki.example.com/rb/{host}/{service}"}],
+    }
+)
+
+
+async def test_the_ticket_page_links_the_runbook_and_each_trackers_record(
+    engines: Engines, clock: Clock, aiohttp_client: AiohttpClient
+) -> None:
+    desk = await make_console(engines, clock, aiohttp_client, policy=TRACKED)
+    ticket_id = await desk.ticket("web01")
+    refs = {"snow": "INC0012345", "jira": "OPS-123", "zd": "4711", "gone": "X-1"}
+    await desk.store.run(lambda conn: conn.execute(update(tables.tickets).values(external_refs=refs)))
+    await desk.sign_in("vera")
+    page = await (await desk.client.get(f"/tickets/{ticket_id}")).text()
+    assert (
+        '<a href="https://wiki.example.com/rb/web01/HTTP" target="_blank" rel="noopener noreferrer">'
+        "https://wiki.example.com/rb/web01/HTTP</a>" in page
+    )
+    snow = "https://acme.service-now.com/nav_to.do?uri=incident.do%3Fsysparm_query%3Dnumber%3DINC0012345"
+    assert f'snow: <a href="{snow}" target="_blank" rel="noopener noreferrer">INC0012345</a>' in page
+    assert 'jira: <a href="https://acme.atlassian.net/browse/OPS-123" target="_blank"' in page
+    assert 'zd: <a href="https://acme.zendesk.com/agent/tickets/4711" target="_blank"' in page
+    assert '<span class="record">gone: X-1</span>' in page  # a tracker no longer in the policy: the key as text
+
+
+async def test_a_javascript_runbook_or_remote_key_never_becomes_a_link(
+    engines: Engines, clock: Clock, aiohttp_client: AiohttpClient
+) -> None:
+    desk = await make_console(engines, clock, aiohttp_client, policy=TRACKED)
+    ticket_id = await desk.ticket("db01")  # no route: no runbook
+    await desk.sign_in("alice")
+    page = await (await desk.client.get(f"/tickets/{ticket_id}")).text()
+    assert '<dd id="runbook">-</dd>' in page and '<dd id="trackers">-</dd>' in page
+    hostile = {"runbook_url": "javascript:alert(1)", "external_refs": {"jira": "javascript:alert(2)"}}
+    await desk.store.run(lambda conn: conn.execute(update(tables.tickets).values(**hostile)))
+    page = await (await desk.client.get(f"/tickets/{ticket_id}")).text()
+    assert '<dd id="runbook">javascript:alert(1)</dd>' in page
+    assert '<span class="record">jira: javascript:alert(2)</span>' in page
+    assert 'href="javascript' not in page
+
+
+async def test_the_dashboards_period_figures_read_covering_indexes_on_sqlite(tmp_path: Path) -> None:
+    """No row of the wide tickets table is read for the 30-day figures: the page stays fast with many tickets."""
+    engines = create_engines(f"sqlite+aiosqlite:///{tmp_path / 'plan.db'}")
+    try:
+        await upgrade(engines.write)
+        statements = Dashboard(engines).statements(datetime(2026, 1, 1, tzinfo=UTC))
+        async with engines.read.connect() as conn:
+            for name in ("days", "resolved", "noisiest", "group"):
+                sql = str(statements[name].compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+                plan = " | ".join(str(r[-1]) for r in await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+                assert "USING COVERING INDEX" in plan and "SCAN tickets" not in plan, (name, plan)
+    finally:
+        await engines.dispose()

@@ -32,6 +32,13 @@ XSS = {
     "SERVICEOUTPUT": "<script>alert(1)</script>",
 }
 
+# Only the hosts named rb-* get a runbook; every other test sees the built-in policy's behaviour.
+POLICY = """
+routes:
+  - match: {host: "rb-*"}
+    runbook: "https://wiki.example.com/runbooks/{source}/{host}/{service}"
+"""
+
 
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertdeskProcess]:
@@ -39,7 +46,9 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertdeskProcess]
     workdir = tmp_path_factory.mktemp("console")
     add_user(workdir, {}, "alice", "operator")
     add_user(workdir, {}, "vera", "viewer")
-    proc = AlertdeskProcess(workdir, {"ALERTDESK_LOG_LEVEL": "INFO"}).start()
+    (workdir / "policy.yaml").write_text(POLICY)
+    env = {"ALERTDESK_LOG_LEVEL": "INFO", "ALERTDESK_POLICY": str(workdir / "policy.yaml")}
+    proc = AlertdeskProcess(workdir, env).start()
     yield proc
     proc.stop(signal.SIGKILL)
 
@@ -240,3 +249,62 @@ async def test_signed_in_through_one_store_process_the_session_works_on_the_othe
         assert "/login" in browser.current_url  # signed out on one, signed out on both
     finally:
         await pipeline.close()
+
+
+def test_the_runbook_opens_in_a_new_tab_without_handing_over_the_console(
+    desk: AlertdeskProcess, browser: webdriver.Chrome
+) -> None:
+    ticket_id = ticket_id_of(desk.url, post_nagios(desk.url, HOSTNAME="rb-01", SERVICEDESC="Disk /var"))
+    sign_in(browser, desk.url, "vera")
+    browser.get(f"{desk.url}/tickets/{ticket_id}")
+    link = browser.find_element(By.CSS_SELECTOR, "#runbook a")
+    assert link.get_attribute("href") == "https://wiki.example.com/runbooks/nagios/rb-01/Disk%20%2Fvar"
+    assert link.get_attribute("target") == "_blank" and link.get_attribute("rel") == "noopener noreferrer"
+    console_tab = browser.current_window_handle
+    link.click()
+    WebDriverWait(browser, 10).until(lambda d: len(d.window_handles) == 2)
+    for handle in browser.window_handles:
+        if handle != console_tab:
+            browser.switch_to.window(handle)
+            assert browser.execute_script("return window.opener") is None  # noopener: no way back to the console
+            browser.close()
+    browser.switch_to.window(console_tab)
+    assert browser.find_element(By.ID, "trackers").text == "-"
+
+
+def test_silencing_a_host_from_its_ticket_suppresses_it_until_the_window_is_ended(
+    desk: AlertdeskProcess, browser: webdriver.Chrome
+) -> None:
+    ticket_id = ticket_id_of(desk.url, post_nagios(desk.url, HOSTNAME="mw-01"))
+    sign_in(browser, desk.url, "alice")
+    browser.get(f"{desk.url}/tickets/{ticket_id}")
+    press(browser, "Silence this host for 2 h")
+    assert "/maintenance#window-" in browser.current_url
+    window = browser.current_url.rsplit("#", 1)[1]
+    row = browser.find_element(By.CSS_SELECTOR, f"#active-windows #{window}")
+    assert "host=mw-01" in row.text and "source=nagios" in row.text and "alice" in row.text
+
+    def suppressed(ticket: int) -> bool:
+        found: Any = api(desk.url, f"/api/tickets/{ticket}")
+        return bool(found["suppressed"])
+
+    new_id = ticket_id_of(desk.url, post_nagios(desk.url, HOSTNAME="mw-01", SERVICEDESC="Disk /var"))
+    number = f"INC-{new_id:06d}"
+
+    def badge(driver: webdriver.Chrome) -> bool:
+        driver.get(f"{desk.url}/tickets?q=mw-01")
+        cells = driver.find_elements(By.XPATH, f"//a[text()='{number}']/ancestor::tr//span[@class='badge']")
+        return any(c.text == "suppressed" for c in cells)
+
+    WebDriverWait(browser, 5, poll_frequency=0.5).until(badge)
+    WebDriverWait(browser, 5, poll_frequency=0.2).until(lambda _: suppressed(ticket_id))  # the one it came from
+
+    browser.get(f"{desk.url}/maintenance")
+    browser.find_element(By.XPATH, f"//tr[@id='{window}']//button[normalize-space()='End now']").click()
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, f"#ended-windows #{window}"))
+    assert "alice" in browser.find_element(By.CSS_SELECTOR, f"#ended-windows #{window} .ended-by").text
+    started = time.monotonic()  # the store's maintenance chore runs every second
+    WebDriverWait(browser, 5, poll_frequency=0.2).until(lambda _: not any(map(suppressed, (ticket_id, new_id))))
+    assert time.monotonic() - started < 5
+    browser.get(f"{desk.url}/tickets/{new_id}")
+    assert "suppressed" not in browser.find_element(By.CSS_SELECTOR, "p.state").text

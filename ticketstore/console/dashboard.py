@@ -42,39 +42,7 @@ class Dashboard:
         self._engines = engines
 
     async def figures(self, days: int, now: datetime) -> Figures:
-        since = now - timedelta(days=days)
-        c, p = t.tickets.c, t.processed_alerts.c
-        d = self._engines.dialect
-        active = c.status.in_(ACTIVE_STATUSES)
-        group = func.coalesce(c.assigned_group, literal("(none)"))
-        day_seen, day_resolved = _bucket(d, c.first_seen, "day"), _bucket(d, c.resolved_at, "day")
-        has_deadline = c.respond_by.is_not(None) | c.resolve_by.is_not(None)
-        breached = c.response_breached | c.resolution_breached
-        hour = _bucket(d, p.processed_at, "hour")
-        acked = c.acknowledged_at.is_not(None)
-        resolved = c.resolved_at.is_not(None)
-        late = has_deadline & breached
-        queries: dict[str, Any] = {
-            "severity": select(c.severity, func.count()).where(active).group_by(c.severity),
-            "group": select(group, func.count()).where(active).group_by(group).order_by(func.count().desc()),
-            # one scan of the period's tickets gives four figures per day; weeks are summed from the days below
-            "days": select(
-                day_seen,
-                func.count(),
-                func.avg(case((acked, _seconds(d, c.first_seen, c.acknowledged_at)))),
-                func.avg(case((resolved, _seconds(d, c.first_seen, c.resolved_at)))),
-                func.sum(case((has_deadline & ~breached, 1), else_=0)),
-                func.sum(case((late, 1), else_=0)),
-            )
-            .where(c.first_seen >= since)
-            .group_by(day_seen),
-            "resolved": select(day_resolved, func.count()).where(c.resolved_at >= since).group_by(day_resolved),
-            "noisiest": _noisiest(since),
-            "sources": select(c.source, hour, func.count())
-            .select_from(t.processed_alerts.join(t.tickets, c.id == p.ticket_id))
-            .where(p.processed_at >= since, p.kind == "problem")
-            .group_by(c.source, hour),
-        }
+        queries = self.statements(now - timedelta(days=days))
         with outage_is_unavailable():
             async with self._engines.read.connect() as conn:
                 got = {name: (await conn.execute(q)).all() for name, q in queries.items()}
@@ -101,6 +69,41 @@ class Dashboard:
             noisiest_hosts=[(h, int(a or 0), int(n)) for kind, h, _, a, n in got["noisiest"] if kind == "host"],
             alerts_per_source_hour=per_source,
         )
+
+    def statements(self, since: datetime) -> dict[str, Any]:
+        """The figures' queries over the tickets since `since` (the benchmark prints their plans)."""
+        d = self._engines.dialect
+        c, p = t.tickets.c, t.processed_alerts.c
+        active = c.status.in_(ACTIVE_STATUSES)
+        group = func.coalesce(c.assigned_group, literal("(none)"))
+        day_seen, day_resolved = _bucket(d, c.first_seen, "day"), _bucket(d, c.resolved_at, "day")
+        has_deadline = c.respond_by.is_not(None) | c.resolve_by.is_not(None)
+        breached = c.response_breached | c.resolution_breached
+        hour = _bucket(d, p.processed_at, "hour")
+        acked = c.acknowledged_at.is_not(None)
+        resolved = c.resolved_at.is_not(None)
+        late = has_deadline & breached
+        return {
+            "severity": select(c.severity, func.count()).where(active).group_by(c.severity),
+            "group": select(group, func.count()).where(active).group_by(group).order_by(func.count().desc()),
+            # one scan of the period's tickets gives four figures per day; weeks are summed from the days below
+            "days": select(
+                day_seen,
+                func.count(),
+                func.avg(case((acked, _seconds(d, c.first_seen, c.acknowledged_at)))),
+                func.avg(case((resolved, _seconds(d, c.first_seen, c.resolved_at)))),
+                func.sum(case((has_deadline & ~breached, 1), else_=0)),
+                func.sum(case((late, 1), else_=0)),
+            )
+            .where(c.first_seen >= since)
+            .group_by(day_seen),
+            "resolved": select(day_resolved, func.count()).where(c.resolved_at >= since).group_by(day_resolved),
+            "noisiest": _noisiest(since),
+            "sources": select(c.source, hour, func.count())
+            .select_from(t.processed_alerts.join(t.tickets, c.id == p.ticket_id))
+            .where(p.processed_at >= since, p.kind == "problem")
+            .group_by(c.source, hour),
+        }
 
 
 def _noisiest(since: datetime) -> Any:

@@ -10,10 +10,10 @@ import asyncio
 import csv
 import io
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, timedelta
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 import jinja2
@@ -27,10 +27,14 @@ from ticketstore.console import charts
 from ticketstore.console.auth import NEW_SESSION, ConsoleConfig, Forbidden, Gate, login_url, redirect
 from ticketstore.console.dashboard import PERIODS, Dashboard
 from ticketstore.console.forms import CSV_COLUMNS, Invalid, action, csv_row, queue_parameters
+from ticketstore.console.links import http_link, remote_records
+from ticketstore.console.maintenance import FORM_FIELDS, WindowPage
 from ticketstore.console.queue import SORTS, Queue, due
 from ticketstore.db import Engines
+from ticketstore.maintenance import WindowNotFound
 from ticketstore.store import TicketStore
 from ticketstore.ticket import STATUSES
+from ticketstore.windows import MaintenanceWindows, WindowAlreadyEnded
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +59,7 @@ def console(
         undefined=jinja2.StrictUndefined,
         default_helpers=False,
     )
-    env.globals.update(due=due, link=_http_link)
+    env.globals.update(due=due, link=http_link)
     env.filters["iso"] = lambda at: at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if at else ""
     pages = _Pages(store, engines, accounts, config)
     static = app.router.add_static("/static", HERE / "static", append_version=True)
@@ -71,8 +75,12 @@ def console(
             web.get("/tickets.csv", pages.signed_in(pages.csv)),
             web.get("/tickets/changes", pages.signed_in(pages.changes)),
             web.get(_TICKET, pages.signed_in(pages.ticket)),
+            web.post(_TICKET + "/silence", pages.signed_in(pages.silence)),
             web.post(_TICKET + "/{action}", pages.signed_in(pages.act)),
             web.get("/dashboard", pages.signed_in(pages.dashboard)),
+            web.get("/maintenance", pages.signed_in(pages.maintenance)),
+            web.post("/maintenance", pages.signed_in(pages.create_window)),
+            web.post(r"/maintenance/{id:\d{1,18}}/end", pages.signed_in(pages.end_window)),
         ]
     )
 
@@ -92,12 +100,6 @@ def _reachable(handler: Handler) -> Handler:
     return run
 
 
-def _http_link(value: str) -> str | None:
-    """`value` when it is an http(s) URL (shown as a link), else None (shown as text: no `javascript:`)."""
-    parts = urlsplit(value.strip())
-    return value.strip() if parts.scheme in ("http", "https") and parts.netloc else None
-
-
 class _Pages:
     def __init__(self, store: TicketStore, engines: Engines, accounts: Accounts, config: ConsoleConfig) -> None:
         self.gate = Gate(accounts, config)
@@ -105,6 +107,7 @@ class _Pages:
         self._queries = TicketQueries(engines)
         self._queue = Queue(engines)
         self._dashboard = Dashboard(engines)
+        self._windows = WindowPage(MaintenanceWindows(store))
 
     async def finish(self, request: web.Request, response: web.StreamResponse) -> None:
         """Security headers on every console answer; a proxy user's new session cookie."""
@@ -135,6 +138,10 @@ class _Pages:
                 return _message(request, session, str(exc), 422)
             except TicketNotFound:
                 return _message(request, session, "There is no such ticket.", 404)
+            except WindowNotFound:
+                return _message(request, session, "There is no such maintenance window.", 404)
+            except WindowAlreadyEnded as exc:
+                return _message(request, session, f"Not done: {exc}.", 409)
 
         return _reachable(run)
 
@@ -215,6 +222,7 @@ class _Pages:
             "before": before,
             "after": after,
             "error": error,
+            "records": remote_records(ticket.external_refs, self._store.policy.trackers),
             "statuses": ("open", "in_progress", "waiting"),
             "now": self._store.now(),
         }
@@ -230,6 +238,46 @@ class _Pages:
         except Conflict as exc:
             return await self._ticket_page(request, session, f"Not done: {exc}.", 409)
         return redirect(f"/tickets/{ticket_id}")
+
+    async def silence(self, request: web.Request, session: Session) -> web.StreamResponse:
+        """ "Silence this host for 2 h": a window on the ticket's host and source, then the windows page."""
+        await self.gate.form(request, session)
+        ticket_id = int(request.match_info["id"])
+        ticket = await self._queries.get(ticket_id)
+        if ticket is None:
+            raise TicketNotFound(ticket_id)
+        window = await self._windows.silence(ticket, session.user)
+        return redirect(f"/maintenance#window-{window.id}")
+
+    # --- maintenance windows ------------------------------------------------------------------------------
+
+    async def maintenance(self, request: web.Request, session: Session) -> web.StreamResponse:
+        return await self._maintenance_page(request, session, {}, None, 200)
+
+    async def _maintenance_page(
+        self, request: web.Request, session: Session, form: Mapping[str, str], error: str | None, status: int
+    ) -> web.Response:
+        context = {
+            "session": session,
+            "windows": await self._windows.listing(self._store.now()),
+            "form": form,
+            "error": error,
+        }
+        return aiohttp_jinja2.render_template("maintenance.html", request, context, status=status)
+
+    async def create_window(self, request: web.Request, session: Session) -> web.StreamResponse:
+        form = await self.gate.form(request, session)
+        try:
+            window = await self._windows.create(form, session.user)
+        except Invalid as exc:  # the page again, with what was typed and the field at fault
+            typed = {k: v for k in FORM_FIELDS if isinstance(v := form.get(k), str)}
+            return await self._maintenance_page(request, session, typed, str(exc), 422)
+        return redirect(f"/maintenance#window-{window.id}")
+
+    async def end_window(self, request: web.Request, session: Session) -> web.StreamResponse:
+        await self.gate.form(request, session)
+        await self._windows.end(int(request.match_info["id"]), session.user)
+        return redirect("/maintenance")
 
     # --- the dashboard ------------------------------------------------------------------------------------
 
