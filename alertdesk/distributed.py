@@ -121,7 +121,9 @@ async def run_stage(stage: str, settings: Settings) -> int:
 
 async def ingest_process(settings: Settings, registry: CollectorRegistry) -> Process:
     metrics = BrokerMetrics(registry, "ingest")
-    publisher = AmqpPublisher(topology(settings), metrics, timeout=settings.publish_timeout)
+    publisher = AmqpPublisher(
+        topology(settings), metrics, timeout=settings.publish_timeout, max_pending=settings.max_pending
+    )
     config = ingest_config(settings)
     warn_open_webhooks(config)
     app = web.Application(middlewares=[json_errors])

@@ -80,7 +80,9 @@ class Settings(BaseSettings):
     )
     max_batch: int = Field(1024, ge=1, description="most alerts folded into one store transaction")
     max_pending: int = Field(
-        2048, ge=1, description="run: most alerts waiting for the store; beyond it webhooks get 503 at once"
+        2048,
+        ge=1,
+        description="run and ingest: most alerts waiting for the store (run) or the broker (ingest); beyond it webhooks get 503 at once",
     )
     store_process: bool = Field(
         True, description="run (SQLite file): write tickets in a child process, so the server has a core of its own"

@@ -16,7 +16,7 @@ import pytest
 from aio_pika.abc import AbstractConnection
 
 from dedup.rabbitmq.broker import COUNT_HEADER, REASON_HEADER, encode
-from dedup.rabbitmq.grouped import Waiting, group
+from dedup.rabbitmq.grouped import AmqpPublisher, Waiting, group
 from dedup.rabbitmq.partitions import partition_of
 from dedup.rabbitmq.topology import Stream, Topology, declare, queue_counts
 from normalizers.schema import Alert, Kind, Severity, Source, Unavailable
@@ -153,3 +153,58 @@ async def test_dedup_reads_an_old_backlog_and_batches_and_dead_letters_a_poison_
 
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
+
+
+async def taken_alone(pub: AmqpPublisher) -> None:
+    """Until a round has taken what was queued (it is in flight): what is published next queues behind it."""
+    for _ in range(10_000):
+        await asyncio.sleep(0)
+        if not any(pub._queued):
+            return
+    raise AssertionError("no round took the queued alert")
+
+
+async def test_a_request_still_queued_when_its_time_is_up_is_withdrawn_and_never_published(
+    connection: AbstractConnection, topology: Topology
+) -> None:
+    """A 503 means "not published" for every alert that was not inside the message in flight: requests queued
+    behind a message that never confirms have (almost) no time left when it fails, and are not sent."""
+    proxy = await TcpProxy(5672).start()
+    first, behind = alert(7), [alert(7) for _ in range(9)]  # one key: one partition, queued behind the first
+    try:
+        async with publisher_on(f"amqp://guest:guest@127.0.0.1:{proxy.port}/", topology, confirm_within=1.0) as pub:
+            await ready(pub)
+            proxy.flowing.clear()  # the broker hangs: the first message's confirm never comes
+            in_flight = asyncio.create_task(pub.publish(first))
+            await taken_alone(pub)
+            outcomes = await asyncio.gather(*(pub.publish(a) for a in behind), return_exceptions=True)
+            assert all(isinstance(o, Unavailable) and "not published" in str(o) for o in outcomes), outcomes
+            with pytest.raises(Unavailable):
+                await in_flight
+            proxy.flowing.set()
+            await asyncio.sleep(0.5)
+    finally:
+        await proxy.stop()
+    found, _ = await queued(connection, topology)
+    assert not set(found) & {a.id for a in behind}  # withdrawn: in no message
+
+
+async def test_a_full_queue_refuses_at_once(topology: Topology) -> None:
+    proxy = await TcpProxy(5672).start()
+    try:
+        async with publisher_on(f"amqp://guest:guest@127.0.0.1:{proxy.port}/", topology, confirm_within=2.0) as pub:
+            await ready(pub)
+            pub._max_pending = 5
+            proxy.flowing.clear()
+            waiting = [asyncio.create_task(pub.publish(alert(3)))]
+            await taken_alone(pub)  # in flight; the next five queue behind it
+            waiting += [asyncio.create_task(pub.publish(alert(3))) for _ in range(5)]
+            await asyncio.sleep(0)
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(Unavailable, match="overloaded"):
+                await pub.publish(alert(3))
+            assert asyncio.get_running_loop().time() - started < 0.5
+            proxy.flowing.set()
+            await asyncio.gather(*waiting, return_exceptions=True)
+    finally:
+        await proxy.stop()

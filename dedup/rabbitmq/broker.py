@@ -149,14 +149,19 @@ class Sender:
     def is_open(self) -> bool:
         return not self._channel.is_closed
 
-    async def send(self, exchange: str, routing_key: str, message: aio_pika.Message) -> None:
-        """Return once the broker confirmed `message` routed to a queue; otherwise raise `Unavailable`."""
+    async def send(
+        self, exchange: str, routing_key: str, message: aio_pika.Message, *, within: float | None = None
+    ) -> None:
+        """Return once the broker confirmed `message` routed to a queue; otherwise raise `Unavailable`.
+
+        `within`: a shorter wait for the confirm than the sender's own (the requests it answers have less left)."""
         started = time.perf_counter()
+        timeout = self._timeout if within is None else min(within, self._timeout)
         try:
             target = self._exchanges.get(exchange)
             if target is None:
                 target = self._exchanges[exchange] = await self._channel.get_exchange(exchange, ensure=False)
-            await target.publish(message, routing_key, mandatory=True, timeout=self._timeout)
+            await target.publish(message, routing_key, mandatory=True, timeout=timeout)
         except PublishError:
             self._metrics.publish_failures.inc()
             raise Unavailable(
@@ -167,7 +172,7 @@ class Sender:
             raise Unavailable("the message broker refused the message (nack)") from None
         except TimeoutError:
             self._metrics.publish_failures.inc()
-            raise Unavailable(f"the message broker did not confirm within {self._timeout:g}s") from None
+            raise Unavailable(f"the message broker did not confirm within {timeout:g}s") from None
         except (*BROKER_ERRORS, RuntimeError) as exc:
             self._metrics.publish_failures.inc()
             raise Unavailable(f"the message broker connection is down ({exc.__class__.__name__})") from None

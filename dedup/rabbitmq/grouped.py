@@ -8,6 +8,11 @@ timer, like the embedded writer: at low load a round is one alert, sent as a sin
 every dedup version reads); a message of several alerts is a JSON array with an `x-alertdesk-alerts` count.
 A nack, a return, no confirm in time or a lost connection fails every request of that message with
 `Unavailable` (ingest answers 503); their retries carry the same alert ids, so they count once downstream.
+
+A 503 means "not published" wherever it can: a request still queued when its time is up (`timeout` from its
+arrival) is withdrawn from the queue, and a full queue (`max_pending` alerts) refuses at once. Only an alert inside
+the message in flight may still be confirmed after its 503 — the sender's retry with the same Idempotency-Key
+counts it once.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from normalizers.schema import Alert, Unavailable
 
 MAX_ALERTS = 256  # per message: bounds a dedup window's size in alerts and a dead letter's blast radius
 MAX_BYTES = 256 * 1024  # per message; one alert over it still travels, alone
+MARGIN = 0.05  # seconds: a request with less time left than this is not sent (its 503 says "not published")
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,6 +42,7 @@ class Waiting:
     alert: Alert
     body: bytes
     answer: asyncio.Future[None]
+    deadline: float = float("inf")  # the event loop's clock: when the request answers 503 whatever happens
 
 
 def group(
@@ -78,10 +85,12 @@ class AmqpPublisher:
         timeout: float,
         max_alerts: int = MAX_ALERTS,
         max_bytes: int = MAX_BYTES,
+        max_pending: int = 2048,
     ) -> None:
         self._topology = topology
         self._metrics = metrics
         self._timeout = timeout
+        self._max_pending = max_pending
         self._max_alerts = max_alerts
         self._max_bytes = max_bytes
         self._exchange = topology.exchange(Stream.ALERTS)
@@ -112,11 +121,27 @@ class AmqpPublisher:
     async def publish(self, alert: Alert) -> None:
         if self._sender is None or not self._sender.is_open:
             raise Unavailable("not connected to the message broker")
-        waiting = Waiting(alert, alert.model_dump_json().encode(), asyncio.get_running_loop().create_future())
+        if sum(map(len, self._queued)) >= self._max_pending:
+            raise Unavailable(f"ingest is overloaded ({self._max_pending} alerts waiting for the broker); retry later")
+        loop = asyncio.get_running_loop()
+        waiting = Waiting(alert, alert.model_dump_json().encode(), loop.create_future(), loop.time() + self._timeout)
         partition = partition_of(alert.dedup_key, self._topology.partitions)
-        self._queued[partition].append(waiting)
+        queue = self._queued[partition]
+        queue.append(waiting)
         self._wake[partition].set()
-        await waiting.answer
+        try:
+            async with asyncio.timeout(self._timeout):
+                await waiting.answer  # on timeout it is cancelled: a round sending it later answers no one
+        except TimeoutError:
+            if waiting in queue and queue is self._queued[partition]:  # not taken by a round yet: withdrawn
+                queue.remove(waiting)
+                raise Unavailable(
+                    f"the message broker did not take the alert within {self._timeout:g}s; not published"
+                ) from None
+            raise Unavailable(
+                f"the message broker did not confirm within {self._timeout:g}s; the alert may still be published: "
+                "retry with the same Idempotency-Key"
+            ) from None
 
     async def ready(self) -> bool:
         sender = self._sender
@@ -128,6 +153,12 @@ class AmqpPublisher:
             await self._wake[partition].wait()
             self._wake[partition].clear()
             taken, self._queued[partition] = self._queued[partition], []
+            now = asyncio.get_running_loop().time()
+            late = [w for w in taken if w.deadline - now < MARGIN]  # their requests are answering 503 now
+            _fail(
+                late, Unavailable(f"the message broker did not take the alert within {self._timeout:g}s; not published")
+            )
+            taken = [w for w in taken if not w.answer.done()]
             messages = group(taken, lambda _: partition, max_alerts=self._max_alerts, max_bytes=self._max_bytes)
             try:
                 await asyncio.gather(*(self._send(sender, partition, batch) for _, batch in messages))
@@ -135,14 +166,22 @@ class AmqpPublisher:
                 _fail(taken, Unavailable("lost the connection to the message broker"))
 
     async def _send(self, sender: Sender, partition: int, batch: list[Waiting]) -> None:
+        """A message never outlives its requests: its confirm is awaited until the earliest of their deadlines."""
+        within = min(w.deadline for w in batch) - asyncio.get_running_loop().time()
         try:
-            await sender.send(self._exchange, str(partition), message_of(batch))
+            await sender.send(self._exchange, str(partition), message_of(batch), within=within)
         except Unavailable as exc:
             _fail(batch, exc)
             return
         for w in batch:
             if not w.answer.done():  # a request whose client went away has its future cancelled
                 w.answer.set_result(None)
+
+
+def _retrieved(answer: asyncio.Future[None]) -> None:
+    """An answer nobody awaits any more: its exception is read, so asyncio does not log it as never retrieved."""
+    if not answer.cancelled():
+        answer.exception()
 
 
 def _fail(waiting: Sequence[Waiting], exc: Unavailable) -> None:
