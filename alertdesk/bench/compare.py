@@ -112,14 +112,7 @@ def _distributed(args: argparse.Namespace, settings: Settings, tmp: Path, ports:
     broker_url = settings.broker_url or distributed.DEFAULT_BROKER
     database_url = args.database_url or distributed.DEFAULT_DATABASE
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "ALERTDESK_BROKER_URL": broker_url,
-        "ALERTDESK_BROKER_PREFIX": prefix,
-        "ALERTDESK_DATABASE_URL": database_url,
-        "ALERTDESK_DATABASE_SCHEMA": prefix,
-        "ALERTDESK_LOG_LEVEL": "WARNING",
-    }
+    env = distributed.stack_env(broker_url, database_url, prefix)
     runtime.run(lambda: create_schema(database_url, prefix))
     children: dict[str, list[tuple[subprocess.Popen[bytes], int]]] = {}
     try:

@@ -62,6 +62,18 @@ class Run:
         return time.perf_counter() < self.deadline
 
 
+def stack_env(broker_url: str, database_url: str, prefix: str) -> dict[str, str]:
+    """The environment of a benchmark's own stack: its broker prefix and database schema, both named `prefix`."""
+    return {
+        **os.environ,
+        "ALERTDESK_BROKER_URL": broker_url,
+        "ALERTDESK_BROKER_PREFIX": prefix,
+        "ALERTDESK_DATABASE_URL": database_url,
+        "ALERTDESK_DATABASE_SCHEMA": prefix,
+        "ALERTDESK_LOG_LEVEL": "WARNING",
+    }
+
+
 def bench_distributed(args: argparse.Namespace) -> int:
     settings = Settings()  # the machine's ALERTDESK_* settings: its broker, its partition count
     broker_url = settings.broker_url or DEFAULT_BROKER
@@ -70,14 +82,7 @@ def bench_distributed(args: argparse.Namespace) -> int:
     database_url = args.database_url or DEFAULT_DATABASE
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="alertdesk-bench-") as tmp:
-        env = {
-            **os.environ,
-            "ALERTDESK_BROKER_URL": broker_url,
-            "ALERTDESK_BROKER_PREFIX": prefix,
-            "ALERTDESK_DATABASE_URL": database_url,
-            "ALERTDESK_DATABASE_SCHEMA": prefix,
-            "ALERTDESK_LOG_LEVEL": "WARNING",
-        }
+        env = stack_env(broker_url, database_url, prefix)
         runtime.run(lambda: create_schema(database_url, prefix))
         children: dict[str, list[tuple[subprocess.Popen[bytes], int]]] = {}
         ports = Ports()
