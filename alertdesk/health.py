@@ -34,6 +34,7 @@ def health_routes(
 
 async def _bounded(check: Check, seconds: float) -> bool:
     try:
-        return await asyncio.wait_for(check(), seconds)
+        async with asyncio.timeout(seconds):  # not wait_for: on 3.11 it can swallow a cancellation
+            return await check()
     except Exception:
         return False

@@ -238,8 +238,9 @@ class _Consumer:
             if storm:
                 await self._hold(seconds)
             elif seconds > 0 and not self._full.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), seconds)
+                with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow a cancellation
+                    async with asyncio.timeout(seconds):
+                        await self._full.wait()
             batch, self._pending = self._pending, []
             self._arrived.clear()
             self._full.clear()
@@ -260,7 +261,8 @@ class _Consumer:
         while not self._full.is_set() and (left := deadline - loop.time()) > 0:
             before = self._arrivals
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), min(left, STORM_PAUSE))
+                async with asyncio.timeout(min(left, STORM_PAUSE)):
+                    await self._full.wait()
             if self._arrivals == before:
                 return
 

@@ -160,8 +160,9 @@ class Background:
             wait = self._scan_every if due is FAILED else self._look_every  # a failed round: try again soon
             if isinstance(due, datetime):
                 wait = min(max((due - self._store.now()).total_seconds(), 0.0), wait)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), max(wait, self._scan_every - (loop.time() - ran)))
+            with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow a cancellation
+                async with asyncio.timeout(max(wait, self._scan_every - (loop.time() - ran))):
+                    await woken.wait()
             await asyncio.sleep(max(self._scan_every - (loop.time() - ran), 0.0))
 
 
