@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from normalizers.schema import Alert, Kind, Severity, Source, TicketCommand, UpdateAction, highest
-from ticketstore.maintenance import NO_WINDOWS, Window, Windows
+from ticketstore.maintenance import NO_WINDOWS, Window, Windows, fields_of
 from ticketstore.policy import Policy
 from ticketstore.ticket import TicketRow
 
@@ -78,7 +78,7 @@ class Lifecycle:
 
         match a.kind:
             case Kind.PROBLEM:
-                return self._problem(state, cmd, count, windows.matching(_fields(a), at))
+                return self._problem(state, cmd, count, windows.matching(fields_of(a), at))
             case Kind.RECOVERY:
                 if active is None:
                     return Outcome(None)
@@ -286,12 +286,6 @@ def _supersedes(a: Alert, active: TicketRow) -> bool:
         and a.episode_id != active.episode_id
         and not active.flapping
     )
-
-
-def _fields(a: Alert) -> dict[str, str | None]:
-    """What a maintenance window's patterns are matched against."""
-    return {"source": a.source.value, "instance": a.instance, "host": a.host, "service": a.service,
-            "dedup_key": a.dedup_key}  # fmt: skip
 
 
 def _describe(a: Alert) -> str:

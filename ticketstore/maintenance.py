@@ -232,5 +232,10 @@ class Windows:
 NO_WINDOWS = Windows()
 
 
+def fields_of(item: object) -> dict[str, str | None]:
+    """What a window's patterns are matched against, read off an alert or a ticket (both carry the five fields)."""
+    return {name: getattr(item, name) for name in FIELDS}
+
+
 def zone_of(timezone: str | None) -> ZoneInfo:
     return ZoneInfo(timezone or "UTC")

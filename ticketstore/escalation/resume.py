@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 
 from ticketstore import rows
 from ticketstore import tables as t
-from ticketstore.maintenance import Window
+from ticketstore.maintenance import Window, fields_of
 from ticketstore.store import TicketStore
 from ticketstore.ticket import TicketRow
 from ticketstore.windows import not_over, policy_zone
@@ -54,7 +54,7 @@ async def resume_ended(store: TicketStore, limit: int = 200) -> Round:
         before = {id(x): x.snapshot() for x in tickets}
         resumed = 0
         for ticket in tickets:
-            other = next((x for x in windows if x.matches(_fields(ticket))), None)
+            other = next((x for x in windows if x.matches(fields_of(ticket))), None)
             if other is not None:
                 over = f"maintenance window {ticket.maintenance_window_id} is over; still in {other.describe()}"
                 ticket.log(now, "suppressed", "maintenance", over)
@@ -76,16 +76,6 @@ async def next_window_change(store: TicketStore) -> datetime | None:
         return min((x for w in not_over(conn, now) if (x := w.next_change(now, zone)) is not None), default=None)
 
     return await store.read(run)
-
-
-def _fields(ticket: TicketRow) -> dict[str, str | None]:
-    return {
-        "source": ticket.source,
-        "instance": ticket.instance,
-        "host": ticket.host,
-        "service": ticket.service,
-        "dedup_key": ticket.dedup_key,
-    }
 
 
 async def silence_open(store: TicketStore, seen: Seen, limit: int = 1000) -> int:
@@ -113,7 +103,7 @@ async def silence_open(store: TicketStore, seen: Seen, limit: int = 1000) -> int
                 .limit(limit)
             )
             found = list(conn.execute(rows.for_update(conn, query, skip_locked=True)))
-            tickets = [x for x in map(TicketRow.from_row, found) if window.matches(_fields(x))]
+            tickets = [x for x in map(TicketRow.from_row, found) if window.matches(fields_of(x))]
             before = {id(x): x.snapshot() for x in tickets}
             for ticket in tickets:
                 ticket.enter_maintenance(now, window.id, window.describe())
