@@ -30,6 +30,11 @@ class NotWritable(Unavailable):
 
 # SQLite's result codes for a write its file system refused (sqlite3 errors name them since Python 3.11)
 _NOT_WRITABLE = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN")
+# PostgreSQL's SQLSTATEs for the same: 53100 disk_full (a table, index or temporary file could not grow) and
+# 58030 io_error. The rest of class 53 (out of memory, too many connections) is the server short of something
+# that frees itself, not its disk: retried as an outage, never refusing webhooks as "cannot write".
+_PG_NOT_WRITABLE = ("53100", "58030")
+_PG_SHORT_OF_RESOURCES = "53"
 
 
 @contextmanager
@@ -39,16 +44,23 @@ def outage_is_unavailable() -> Iterator[None]:
         yield
     except IntegrityError:
         raise
-    except OperationalError as exc:
-        if str(getattr(exc.orig, "sqlite_errorname", "")).startswith(_NOT_WRITABLE):
-            raise NotWritable(f"the database cannot write: {exc.orig}") from exc
-        raise Unavailable(f"database unavailable: {exc.__class__.__name__}: {exc}") from exc
-    except (OSError, ConnectionError) as exc:
-        raise Unavailable(f"database unavailable: {exc.__class__.__name__}: {exc}") from exc
     except DBAPIError as exc:
-        if exc.connection_invalidated:
+        sqlstate = _sqlstate(exc)
+        if sqlstate in _PG_NOT_WRITABLE or str(getattr(exc.orig, "sqlite_errorname", "")).startswith(_NOT_WRITABLE):
+            # asyncpg's own error says it without the wrapping of SQLAlchemy's adapter; its HINT goes (one line)
+            reason = str(getattr(exc.orig, "__cause__", None) or exc.orig).partition("\n")[0]
+            code = f" (SQLSTATE {sqlstate})" if sqlstate else ""
+            raise NotWritable(f"the database cannot write: {reason}{code}") from exc
+        if isinstance(exc, OperationalError) or exc.connection_invalidated or sqlstate[:2] == _PG_SHORT_OF_RESOURCES:
             raise Unavailable(f"database unavailable: {exc.__class__.__name__}: {exc}") from exc
         raise
+    except (OSError, ConnectionError) as exc:
+        raise Unavailable(f"database unavailable: {exc.__class__.__name__}: {exc}") from exc
+
+
+def _sqlstate(exc: DBAPIError) -> str:
+    """PostgreSQL's error code (asyncpg's `sqlstate`, psycopg's `pgcode`); "" for SQLite or none."""
+    return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
 
 
 @dataclass(frozen=True)
