@@ -32,6 +32,7 @@ from alertdesk.embedded_app import (
 from alertdesk.health import health_routes
 from alertdesk.runtime import utc_now
 from alertdesk.settings import Settings
+from alertdesk.writable import Writability
 from dedup import DedupMetrics
 from dedup.rabbitmq.broker import Broker, Session
 from dedup.rabbitmq.consumer import PartitionWorker, WorkerConfig
@@ -157,7 +158,8 @@ async def store_process(settings: Settings, registry: CollectorRegistry) -> Proc
     policy = load_policy(settings.policy)
     store = TicketStore(engines, Lifecycle(policy), now=utc_now)
     queues = topology(settings)
-    stage = StoreStage(store, queues, StoreMetrics(registry), metrics, now=utc_now)
+    writability = Writability(registry, meanwhile="ticket commands wait in RabbitMQ")
+    stage = StoreStage(store, queues, StoreMetrics(registry), metrics, writability, now=utc_now)
     worker = PartitionWorker(queues, worker_config(settings, Stream.TICKETS, "store"), stage, metrics)
     app = web.Application(middlewares=[json_errors])
     api = api_config(settings)
@@ -166,7 +168,8 @@ async def store_process(settings: Settings, registry: CollectorRegistry) -> Proc
     check_environ(policy, environ)
     app.add_routes(ticket_api(store, TicketQueries(engines), api))
     app.add_routes(tracker_routes(store, policy, environ))
-    app.add_routes(health_routes({"broker": worker.ready, "store": store.ping}, registry))
+    checks = {"broker": worker.ready, "store": store.ping, "store_writable": writability.ready}
+    app.add_routes(health_routes(checks, registry))
     add_console(app, store, engines, settings)
 
     async def chores(_: web.Application) -> AsyncIterator[None]:

@@ -1,9 +1,10 @@
-"""Whether the embedded store can write: a full disk refuses alerts at once, is logged once, and heals by itself.
+"""Whether the store can write: a full disk is logged once, shown on /readyz and the gauge, and heals by itself.
 
-When a batch fails because the database cannot write its files (`NotWritable`: disk full, I/O error), waiting
-the publish timeout for each webhook helps nobody. So the store is marked not writable: the cause is logged at
-ERROR once per outage, `alertdesk_store_writable` drops to 0, `/readyz` says not ready, and webhooks get 503 at
-once, except that one batch every `probe_interval` seconds is let through to try again. The first batch that
+When a batch fails because the database cannot write its files (`NotWritable`: disk full, I/O error), retrying
+at once helps nobody. So the store is marked not writable: the cause is logged at ERROR once per outage,
+`alertdesk_store_writable` drops to 0 and `/readyz` says not ready. `alertdesk run` answers webhooks 503 at once,
+except that one batch every `probe_interval` seconds is let through to try again; `alertdesk store` tries its
+window again every `probe_interval` seconds, its messages waiting unacked in RabbitMQ. The first batch that
 commits ends the outage (logged, gauge back to 1).
 """
 
@@ -25,8 +26,11 @@ class Writability:
         *,
         probe_interval: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        meanwhile: str = "webhooks are refused with 503",
     ) -> None:
-        self._probe_interval = probe_interval
+        """`meanwhile`: what happens to alerts while the store cannot write, for the log line."""
+        self.probe_interval = probe_interval
+        self._meanwhile = meanwhile
         self._clock = clock
         self.cause: str | None = None  # None: writable
         self._since = 0.0
@@ -50,21 +54,21 @@ class Writability:
         now = self._clock()
         if now < self._next_probe:
             return True
-        self._next_probe = now + self._probe_interval
+        self._next_probe = now + self.probe_interval
         return False
 
     def failed(self, cause: str) -> None:
         self._errors.inc()
         now = self._clock()
-        self._next_probe = now + self._probe_interval
+        self._next_probe = now + self.probe_interval
         if self.cause is None:
             self.cause, self._since = cause, now
             self._gauge.set(0)
-            logger.error("the store cannot write, webhooks are refused with 503 until it can: %s", cause)
+            logger.error("the store cannot write, %s until it can: %s", self._meanwhile, cause)
 
     def succeeded(self) -> None:
         if self.cause is not None:
-            logger.warning("the store writes again after %.0fs; accepting alerts", self._clock() - self._since)
+            logger.warning("the store writes again after %.0fs", self._clock() - self._since)
             self.cause = None
             self._gauge.set(1)
 

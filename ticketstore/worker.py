@@ -4,14 +4,18 @@
 delivered twice (a redelivery after a crash, a dedup retry) changes nothing the second time; the ack follows the
 commit. Database down (`Unavailable`): the window is retried in-process with backoff and nothing is acked, so the
 prefetch fills and the worker stops taking messages — the backlog waits in RabbitMQ, no delivery is burnt on a
-requeue — and drains once the database answers. A command that can never be applied (or never decoded) goes to
-the dead-letter exchange with its reason.
+requeue — and drains once the database answers. The database up but unable to write (`NotWritable`: a full
+disk) is the same wait, only calmer: `Writes` is told (logged once, gauge, /readyz) and the window is tried again
+every `probe_interval` seconds, without a warning per retry. A command that can never be applied (or never
+decoded) goes to the dead-letter exchange with its reason.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
 from pydantic import TypeAdapter
 
@@ -19,11 +23,26 @@ from dedup.rabbitmq.metrics import BrokerMetrics
 from dedup.rabbitmq.topology import Topology
 from dedup.rabbitmq.window import Delivery, Unreadable, Window, dead_letter, decode_all, until_done
 from normalizers.schema import TicketCommand
+from ticketstore.db import NotWritable
 from ticketstore.metrics import StoreMetrics
 from ticketstore.store import Applied, TicketStore
 
 STAGE = "store"
 COMMANDS = TypeAdapter(list[TicketCommand])  # a tickets message: one window's commands for one partition
+
+
+class Writes(Protocol):
+    """Whether the store can write (`alertdesk.writable.Writability`)."""
+
+    probe_interval: float
+
+    def failed(self, cause: str) -> None: ...
+
+    def succeeded(self) -> None: ...
+
+
+class _CannotWrite(Exception):
+    """`NotWritable` carried past `until_done`, which would retry it at once with a warning each time."""
 
 
 class StoreStage:
@@ -35,10 +54,12 @@ class StoreStage:
         topology: Topology,
         store_metrics: StoreMetrics,
         metrics: BrokerMetrics,
+        writes: Writes,
         *,
         now: Callable[[], datetime],
     ) -> None:
         self._store = store
+        self._writes = writes
         self._topology = topology
         self._store_metrics = store_metrics
         self._metrics = metrics
@@ -51,10 +72,21 @@ class StoreStage:
         async def apply(live: list[Delivery]) -> None:
             nonlocal applied
             pairs = [(d, c) for d in live if not isinstance(cs := decoded[id(d)], Unreadable) for c in cs]
-            results = await self._store.apply_batch([c for _, c in pairs]) if pairs else []
+            try:
+                results = await self._store.apply_batch([c for _, c in pairs]) if pairs else []
+            except NotWritable as exc:
+                raise _CannotWrite(str(exc)) from exc
+            if pairs:
+                self._writes.succeeded()
             applied = [(d, c, r) for (d, c), r in zip(pairs, results, strict=True)]
 
-        done = await until_done(window, apply, self._metrics, "applying ticket commands")
+        while True:  # unacked meanwhile: the prefetch fills and the backlog waits in RabbitMQ
+            try:
+                done = await until_done(window, apply, self._metrics, "applying ticket commands")
+                break
+            except _CannotWrite as exc:
+                self._writes.failed(str(exc))
+                await asyncio.sleep(self._writes.probe_interval)
         if not done:
             return  # fenced: every delivery's channel died; they are redelivered to the partitions' next consumer
         self._record(applied)
