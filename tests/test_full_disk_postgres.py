@@ -62,7 +62,9 @@ async def small_database(small_disk: Path) -> AsyncIterator[tuple[str, Path]]:
     name = f"alertdesk_full_{uuid.uuid4().hex[:8]}"
     try:
         await admin(f"CREATE TABLESPACE {name} LOCATION '{small_disk}'")
-        await admin(f"CREATE DATABASE {name} TABLESPACE {name}")
+        # FILE_COPY writes the template's files out whole, as an aged database's are; PostgreSQL 15's default
+        # (WAL_LOG) leaves them sparse, and on the full disk the checkpointer then fails to fill the holes
+        await admin(f"CREATE DATABASE {name} TABLESPACE {name} STRATEGY FILE_COPY")
         yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", small_disk
     finally:
         with contextlib.suppress(asyncpg.PostgresError):
