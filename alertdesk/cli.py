@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
         "latencies, CPU per alert per process, ratios",
     )
     bench.add_argument(
+        "--phases",
+        default="bare,embedded,distributed",
+        help="--compare: the phases to run, comma-separated (default bare,embedded,distributed)",
+    )
+    bench.add_argument(
         "--alerts", type=int, default=0, help="--distributed: a storm of this many problems, no recoveries"
     )
 

@@ -120,12 +120,14 @@ class EmbeddedPipeline:
         if len(self._queue) >= self._max_pending:
             self._handoff.unavailable.labels("full").inc()
             raise Full(f"alertdesk is overloaded ({self._max_pending} alerts waiting for the store); retry later")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._queue[future] = alert
         self._wakeup.set()
+        # a timer that fails the future, not `asyncio.timeout`: ~0.7 µs instead of ~3.3 µs, on every alert
+        timer = loop.call_later(self._timeout, _expire, future)
         try:
-            async with asyncio.timeout(self._timeout):
-                await future
+            await future
         except TimeoutError:
             if self._queue.pop(future, None) is not None:  # the writer has not taken it: withdrawn
                 self._handoff.unavailable.labels("withdrawn").inc()
@@ -135,6 +137,8 @@ class EmbeddedPipeline:
                 f"the store did not commit within {self._timeout:g}s; the alert may still be applied: "
                 "retry with the same Idempotency-Key"
             ) from None
+        finally:
+            timer.cancel()
 
     async def _run(self) -> None:
         while True:
@@ -179,3 +183,8 @@ class EmbeddedPipeline:
         for future, _ in batch:
             if not future.done():
                 future.set_result(None)
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())

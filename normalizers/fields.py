@@ -31,8 +31,12 @@ def without_nul(value: str) -> str:
 
 
 def is_placeholder(value: str) -> bool:
-    """True for a macro the sender left unresolved, e.g. Zabbix's literal `{TRIGGER.ID}`."""
-    return bool(_PLACEHOLDER.match(value.strip()))
+    """True for a macro the sender left unresolved, e.g. Zabbix's literal `{TRIGGER.ID}`.
+
+    Every macro starts with `{` or `$`: other values (nearly all) skip the pattern, which runs on every field read.
+    """
+    value = value.strip()
+    return value[:1] in ("{", "$") and bool(_PLACEHOLDER.match(value))
 
 
 class Fields:

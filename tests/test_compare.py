@@ -50,3 +50,20 @@ def test_compare_prints_each_phase_with_cpu_per_process_and_the_ratios_of_its_ra
         rates["distributed"] / rates["embedded"], abs=0.01 + 2 / rates["embedded"]
     )
     assert float(ratios.group(2)) == pytest.approx(rates["embedded"] / rates["bare"], abs=0.01 + 2 / rates["bare"])
+
+
+def test_phases_runs_only_the_phases_asked_for_and_the_ratio_they_allow(tmp_path: Path) -> None:
+    done = bench("--compare", "--phases", "bare,embedded", "--duration", "1", cwd=tmp_path)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"^bare +[\d,]+ alerts/s", done.stdout, re.MULTILINE), done.stdout
+    assert re.search(r"^embedded +[\d,]+ alerts/s", done.stdout, re.MULTILINE), done.stdout
+    assert not re.search(r"^distributed ", done.stdout, re.MULTILINE), done.stdout
+    assert re.search(r"^ratios +embedded/bare [\d.]+ \(target ≥ 0.50\)$", done.stdout, re.MULTILINE), done.stdout
+
+
+def test_an_unknown_phase_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    done = bench("--compare", "--phases", "bare,embeded", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "--phases: choose among bare, embedded, distributed" in done.stderr
