@@ -18,6 +18,7 @@ import pytest
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser import add_user, api, chromium, fetch_status, post_nagios, sign_in, status_of
@@ -76,7 +77,11 @@ def history(driver: webdriver.Chrome) -> list[tuple[str, str]]:
 
 
 def press(driver: webdriver.Chrome, label: str) -> None:
-    driver.find_element(By.XPATH, f"//section[@class='actions']//button[normalize-space()='{label}']").click()
+    """Click an action button and wait for the page its form posts to: first the old page must be gone (right
+    after the click the old page still says readyState "complete"), then the new one loaded."""
+    button = driver.find_element(By.XPATH, f"//section[@class='actions']//button[normalize-space()='{label}']")
+    button.click()
+    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(button))
     WebDriverWait(driver, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
