@@ -68,7 +68,7 @@ class Hold:
         self._since: dict[str, float] = {}
         self._kept: dict[int, _Kept] = {}  # id(delivery) -> its held count, for deliveries with alerts held
         self._channels: dict[int, dict[int, _Kept]] = {}  # id(channel) -> its kept deliveries, oldest first
-        self._newest: dict[int, int] = {}  # id(channel) -> newest delivery tag seen
+        self._newest: dict[int, tuple[AbstractChannel, int]] = {}  # id(channel) -> it, its newest delivery tag
         self.held = 0
 
     def holds(self, delivery: Delivery) -> bool:
@@ -86,6 +86,7 @@ class Hold:
         self._drop_closed()
         news_keys: set[str] = set()
         for delivery, alert in window:
+            self._delivered(delivery)
             key = alert.dedup_key
             if key not in news_keys and not self._repeats(delivery, alert):
                 news_keys.add(key)
@@ -130,9 +131,13 @@ class Hold:
             self._channels.setdefault(id(delivery.channel), {})[id(delivery)] = kept
         kept.waiting += 1
         kept.keys.add(key)
-        channel = id(delivery.channel)
-        self._newest[channel] = max(self._newest.get(channel, 0), delivery.message.delivery_tag or 0)
         self.held += 1
+
+    def _delivered(self, delivery: Delivery) -> None:
+        channel, tag = delivery.channel, delivery.message.delivery_tag or 0
+        known = self._newest.get(id(channel))
+        if known is None or known[0] is not channel or known[1] < tag:
+            self._newest[id(channel)] = channel, tag
 
     def _expired(self, now: float) -> list[str]:
         expired = []
@@ -153,7 +158,7 @@ class Hold:
                 more.add(key)
                 left -= len(held)
         for channel, kept in self._channels.items():
-            newest = self._newest.get(channel, 0)
+            newest = self._newest[channel][1]
             for oldest in kept.values():  # oldest first: release its keys until the span is back under the limit
                 if newest - (oldest.delivery.message.delivery_tag or 0) < self.config.span:
                     break
@@ -178,7 +183,6 @@ class Hold:
         del channel[id(kept.delivery)]
         if not channel:
             del self._channels[id(kept.delivery.channel)]
-            self._newest.pop(id(kept.delivery.channel), None)
 
     def _drop_closed(self) -> None:
         """The fence: held alerts of a closed channel are dropped, unpublished; they are redelivered."""
@@ -201,3 +205,4 @@ class Hold:
                 del self._held[key], self._since[key]
         for kept in closed:
             self._forget(kept)
+            self._newest.pop(id(kept.delivery.channel), None)

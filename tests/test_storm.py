@@ -163,3 +163,14 @@ def test_held_repeats_of_a_closed_channel_are_dropped_and_the_next_alert_is_news
     again = alert("web")
     release = hold.take(q.deliver(again))
     assert sent(release) == ([], [again.id]) and hold.held == 0
+
+
+def test_deliveries_that_passed_as_news_count_toward_the_prefetch_too() -> None:
+    hold, p = Hold(HoldConfig(count=50, span=3)), Partition()
+    hold.take(p.deliver(alert("a")))
+    oldest = p.deliver(alert("a"))
+    hold.take(oldest)
+    hold.take(p.deliver(alert("b")))
+    hold.take(p.deliver(alert("c")))
+    release = hold.take(p.deliver(alert("d")))  # unacked from tag 2 to tag 5: the prefetch nears
+    assert [a.dedup_key for _, a in release.repeats] == ["a"] and not hold.holds(oldest[0][0])
