@@ -58,7 +58,7 @@ class Settings(BaseSettings):
         50, ge=1, description="dedup: a key's held repeats that leave together (1: hold nothing); sets rows per alert"
     )
     hold_seconds: float = Field(
-        10.0, gt=0, description="dedup: longest a repeat is held, i.e. how far an open ticket's count may lag"
+        30.0, gt=0, description="dedup: longest a repeat is held, i.e. how far an open ticket's count may lag"
     )
     hold_max: int = Field(
         30_000, ge=1, description="dedup: most alerts a worker holds (memory); oldest keys leave first"

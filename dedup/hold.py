@@ -30,7 +30,7 @@ Signature = tuple[str, str | None, str | None]  # source, episode, severity of a
 @dataclass(frozen=True)
 class HoldConfig:
     count: int = 50  # a key's held repeats that leave together
-    seconds: float = 10.0  # the longest a repeat is held (how far an open ticket's count may lag)
+    seconds: float = 30.0  # the longest a repeat is held (how far an open ticket's count may lag)
     capacity: int = 30_000  # the most alerts a worker holds (memory)
     span: int = 1_500  # the most unacked deliveries per channel (below the prefetch, or deliveries stop)
     remembered: int = 100_000  # the most keys whose last sent problem is remembered

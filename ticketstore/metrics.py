@@ -12,6 +12,7 @@ from normalizers.schema import Source, TicketCommand
 from ticketstore.store import Applied
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+REPEAT_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 45.0, 60.0, 120.0)  # up to the hold
 
 
 class StoreMetrics:
@@ -54,7 +55,7 @@ class StoreMetrics:
         self.repeat_latency = Histogram(
             "alertdesk_repeat_to_ticket_seconds",
             "Repeats a dedup worker held back (distributed mode): from the webhook's arrival to the count committed",
-            buckets=LATENCY_BUCKETS,
+            buckets=REPEAT_BUCKETS,
             registry=registry,
         )
         self.batch_size = Histogram(
