@@ -91,11 +91,13 @@ class Hold:
             if key not in news_keys and not self._repeats(delivery, alert):
                 news_keys.add(key)
         now = self._clock()
+        touched: set[str] = set()
         for delivery, alert in window:
             if alert.dedup_key not in news_keys:
                 self._keep(delivery, alert, now)
+                touched.add(alert.dedup_key)
         leaving = {k for k in news_keys if k in self._held}
-        leaving.update(k for k, held in self._held.items() if len(held) >= self.config.count)
+        leaving.update(k for k in touched if len(self._held[k]) >= self.config.count)
         leaving.update(self._expired(now))
         leaving.update(self._relieve(leaving))
         repeats = [pair for key in list(self._held) if key in leaving for pair in self._release(key)]
