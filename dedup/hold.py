@@ -174,6 +174,7 @@ class Hold:
         for delivery, _ in held:
             kept = self._kept[id(delivery)]
             kept.waiting -= 1
+            kept.keys.discard(key)
             if kept.waiting == 0:
                 self._forget(kept)
         self.held -= len(held)
@@ -198,7 +199,7 @@ class Hold:
             return
         dead = {id(kept.delivery) for kept in closed}
         for key in {key for kept in closed for key in kept.keys}:
-            held = self._held[key]
+            held = self._held.get(key, [])
             alive = [(d, a) for d, a in held if id(d) not in dead]
             self.held -= len(held) - len(alive)
             if alive:

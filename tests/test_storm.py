@@ -174,3 +174,13 @@ def test_deliveries_that_passed_as_news_count_toward_the_prefetch_too() -> None:
     hold.take(p.deliver(alert("c")))
     release = hold.take(p.deliver(alert("d")))  # unacked from tag 2 to tag 5: the prefetch nears
     assert [a.dedup_key for _, a in release.repeats] == ["a"] and not hold.holds(oldest[0][0])
+
+
+def test_a_closed_channel_whose_delivery_let_some_keys_go_already_is_dropped_cleanly() -> None:
+    hold, p = Hold(HoldConfig(count=50)), Partition()
+    hold.take(p.deliver(alert("web"), alert("db")))
+    batch = p.deliver(alert("web"), alert("db"))
+    hold.take(batch)
+    hold.take(p.deliver(alert("web", Kind.RECOVERY)))  # web's repeat left; the batch still holds db's
+    p.channel.is_closed = True  # a partition handed back while the batch is held
+    assert sent(hold.take([])) == ([], []) and hold.held == 0 and hold.due_in() is None
