@@ -34,6 +34,7 @@ from alertdesk.runtime import utc_now
 from alertdesk.settings import Settings
 from alertdesk.writable import Writability
 from dedup import DedupMetrics
+from dedup.hold import Hold, HoldConfig
 from dedup.rabbitmq.broker import Broker, Session
 from dedup.rabbitmq.consumer import PartitionWorker, WorkerConfig
 from dedup.rabbitmq.grouped import AmqpPublisher
@@ -91,11 +92,16 @@ def worker_config(settings: Settings, stream: Stream, stage: str) -> WorkerConfi
         window_count=settings.window_count,
         window_seconds=settings.window_ms / 1000,
         prefetch=settings.prefetch,
-        storm_rate=settings.storm_rate if stream is Stream.ALERTS else 0.0,
-        storm_seconds=settings.storm_window_ms / 1000,
         takeover_interval=settings.takeover_interval,
         publish_timeout=settings.publish_timeout,
     )
+
+
+def hold_config(settings: Settings, prefetch: int) -> HoldConfig:
+    """The hold lets go of a channel's oldest deliveries before its unacked ones reach the prefetch (which would
+    stop the deliveries until a hold expires)."""
+    span = max(prefetch * 3 // 4, 1)
+    return HoldConfig(count=settings.hold_count, seconds=settings.hold_seconds, capacity=settings.hold_max, span=span)
 
 
 async def run_stage(stage: str, settings: Settings) -> int:
@@ -137,8 +143,10 @@ async def dedup_process(settings: Settings, registry: CollectorRegistry) -> Proc
     metrics = BrokerMetrics(registry, "dedup")
     link = broker(settings, "dedup", metrics)
     queues = topology(settings)
-    stage = DedupStage(queues, DedupMetrics(registry), metrics, now=utc_now)
-    worker = PartitionWorker(queues, worker_config(settings, Stream.ALERTS, "dedup"), stage, metrics)
+    config = worker_config(settings, Stream.ALERTS, "dedup")
+    hold = Hold(hold_config(settings, config.prefetch)) if settings.hold_count > 1 else None
+    stage = DedupStage(queues, DedupMetrics(registry), metrics, now=utc_now, hold=hold)
+    worker = PartitionWorker(queues, config, stage, metrics, holding=hold)
     app = web.Application(middlewares=[json_errors])
     app.add_routes(health_routes({"broker": worker.ready}, registry))
     return Process(app, link, worker.session)

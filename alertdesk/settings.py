@@ -52,11 +52,16 @@ class Settings(BaseSettings):
     window_count: int = Field(200, ge=1, description="dedup/store: most messages handled together in one window")
     window_ms: float = Field(20.0, ge=0, description="dedup/store: longest wait (ms) for a window to fill")
     prefetch: int = Field(2000, ge=1, description="dedup/store: unacknowledged messages held per partition")
-    storm_rate: float = Field(
-        800.0, ge=0, description="dedup: alerts/s per worker above which windows hold longer to fold a storm (0: never)"
+    # dedup's hold (dedup/hold.py): a key's plain repeats are held back and leave as one command. The storm
+    # settings of earlier versions (ALERTDESK_STORM_RATE, ALERTDESK_STORM_WINDOW_MS) are ignored if still set.
+    hold_count: int = Field(
+        50, ge=1, description="dedup: a key's held repeats that leave together (1: hold nothing); sets rows per alert"
     )
-    storm_window_ms: float = Field(
-        10_000.0, gt=0, description="dedup: window length in a storm (each ticket written about once per window)"
+    hold_seconds: float = Field(
+        30.0, gt=0, description="dedup: longest a repeat is held, i.e. how far an open ticket's count may lag"
+    )
+    hold_max: int = Field(
+        30_000, ge=1, description="dedup: most alerts a worker holds (memory); oldest keys leave first"
     )
     takeover_interval: float = Field(
         2.0, gt=0, description="dedup/store: seconds between checks of the neighbour worker (takeover, handback)"

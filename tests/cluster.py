@@ -71,6 +71,7 @@ class Pipeline:
             "ALERTDESK_DATABASE_SCHEMA": self.schema,
             "ALERTDESK_TAKEOVER_INTERVAL": "0.5",
             "ALERTDESK_PUBLISH_TIMEOUT": "3",
+            "ALERTDESK_HOLD_SECONDS": "1",  # a held repeat's count lags by up to this: short, so tests wait little
             "ALERTDESK_LOG_LEVEL": "INFO",
             **self.extra_env,
             **more,

@@ -44,6 +44,7 @@ from tests.cluster import (
     readyz,
     restart,
     sequence,
+    start_all,
     ticket,
     wait_ready,
 )
@@ -254,6 +255,33 @@ async def test_kill_9_of_a_dedup_and_a_store_worker_during_a_run_applies_every_a
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         assert await queue_counts(connection, pipeline.topology.dead_letters) == (0, 0)
+
+
+async def test_kill_9_of_dedup_while_it_holds_repeats_loses_none_and_counts_none_twice(tmp_path: Path) -> None:
+    """The held repeats' messages are not acked: after a kill they are redelivered, and each alert counts once."""
+    pipeline = Pipeline(tmp_path, extra_env={"ALERTDESK_HOLD_SECONDS": "300", "ALERTDESK_HOLD_COUNT": "1000"})
+    try:
+        await pipeline.start(workers=1)
+        load_keys, load = keys(30), Load()
+        await drive(pipeline.url, load_keys, 1500, load, connections=16)
+
+        async def news_applied() -> bool:  # the news is through: what is missing now is what dedup holds
+            return await metric_async(pipeline.store[0], "alertdesk_alert_to_ticket_seconds_count") > 0
+
+        await eventually(news_applied, 20, lambda: f"nothing applied\n{pipeline.logs()}")
+        held = len(load.accepted) - await applied_count(pipeline.schema)
+        assert held > 100, "the repeats should wait in dedup's hold"
+        pipeline.dedup[0].stop(signal.SIGKILL)
+        pipeline.dedup[0] = pipeline.process("dedup", ALERTDESK_HOLD_SECONDS="1")
+        await start_all([pipeline.dedup[0]])
+        await check_exactly_once(pipeline, load_keys, load)
+        assert metric(pipeline.store[0], "alertdesk_repeat_to_ticket_seconds_count") > 0
+    finally:
+        await pipeline.close()
+
+
+async def metric_async(proc: AlertdeskProcess, name: str) -> float:
+    return await asyncio.to_thread(metric, proc, name)
 
 
 async def test_ingest_answers_503_while_the_broker_is_unreachable(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter as Counter_
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -12,6 +12,7 @@ from normalizers.schema import Source, TicketCommand
 from ticketstore.store import Applied
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+REPEAT_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 45.0, 60.0, 120.0)  # up to the hold
 
 
 class StoreMetrics:
@@ -51,6 +52,12 @@ class StoreMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.repeat_latency = Histogram(
+            "alertdesk_repeat_to_ticket_seconds",
+            "Repeats a dedup worker held back (distributed mode): from the webhook's arrival to the count committed",
+            buckets=REPEAT_BUCKETS,
+            registry=registry,
+        )
         self.batch_size = Histogram(
             "alertdesk_store_batch_commands",
             "Ticket commands per store transaction",
@@ -59,11 +66,16 @@ class StoreMetrics:
         )
 
     def record(
-        self, commands: Iterable[TicketCommand], results: Iterable[Applied], committed_at: datetime
+        self,
+        commands: Iterable[TicketCommand],
+        results: Iterable[Applied],
+        committed_at: datetime,
+        repeats: Container[int] = (),
     ) -> list[float]:
         """Count one batch; each labelled series is touched once per batch, not once per alert.
 
-        Returns the alert→ticket latencies it observed (seconds), for a caller that has a histogram of its own.
+        `repeats`: the `id()` of commands that are held repeats; their latency goes to `repeat_latency`. Returns
+        the alert→ticket latencies it observed (seconds, repeats excluded), for a caller with a histogram of its own.
         """
         applied: Counter_[str] = Counter_()
         opened: Counter_[str] = Counter_()
@@ -79,8 +91,12 @@ class StoreMetrics:
             duplicates += len(result.alert_ids) - result.new_alerts
             if result.new_alerts:
                 applied[cmd.alert.kind.value] += result.new_alerts
-                latencies.append(max((committed_at - cmd.first_received_at).total_seconds(), 0.0))
-                self.latency.observe(latencies[-1])
+                seconds = max((committed_at - cmd.first_received_at).total_seconds(), 0.0)
+                if id(cmd) in repeats:
+                    self.repeat_latency.observe(seconds)
+                else:
+                    latencies.append(seconds)
+                    self.latency.observe(seconds)
             if result.opened and result.severity:
                 opened[result.severity] += 1
             if result.resolved and result.severity:

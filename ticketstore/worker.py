@@ -19,6 +19,7 @@ from typing import Protocol
 
 from pydantic import TypeAdapter
 
+from dedup.rabbitmq.broker import REPEATS_HEADER
 from dedup.rabbitmq.metrics import BrokerMetrics
 from dedup.rabbitmq.topology import Topology
 from dedup.rabbitmq.window import Delivery, Unreadable, Window, dead_letter, decode_all, until_done
@@ -89,7 +90,7 @@ class StoreStage:
                 await asyncio.sleep(self._writes.probe_interval)
         if not done:
             return  # fenced: every delivery's channel died; they are redelivered to the partitions' next consumer
-        self._record(applied)
+        self._record(applied, _repeats(done, decoded))
         undecodable = [(d, u.reason) for d in done if isinstance(u := decoded[id(d)], Unreadable)]
         unapplicable = [(d, c, r.dead_letter) for d, c, r in applied if r.dead_letter is not None]
         self._store_metrics.dead_letters.labels(STAGE).inc(len(undecodable))  # apply_batch's: counted by `record`
@@ -110,8 +111,20 @@ class StoreStage:
             await until_done(window, reject, self._metrics, "dead-lettering ticket commands")
             self._metrics.dead_lettered.inc(len(undecodable) + len(unapplicable))
 
-    def _record(self, applied: list[tuple[Delivery, TicketCommand, Applied]]) -> None:
+    def _record(self, applied: list[tuple[Delivery, TicketCommand, Applied]], repeats: set[int]) -> None:
         committed_at = self._now()
-        latencies = self._store_metrics.record([c for _, c, _ in applied], [r for _, _, r in applied], committed_at)
+        commands, results = [c for _, c, _ in applied], [r for _, _, r in applied]
+        latencies = self._store_metrics.record(commands, results, committed_at, repeats)
         for seconds in latencies:  # received → applied is this stage's consumer lag too
             self._metrics.lag_seconds.observe(seconds)
+
+
+def _repeats(done: list[Delivery], decoded: dict[int, list[TicketCommand] | Unreadable]) -> set[int]:
+    """The `id()` of the commands that are repeats dedup held back: the first `x-alertdesk-repeats` of a message."""
+    repeats: set[int] = set()
+    for d in done:
+        count = (d.message.headers or {}).get(REPEATS_HEADER)
+        commands = decoded[id(d)]
+        if isinstance(count, int) and not isinstance(commands, Unreadable):
+            repeats.update(id(c) for c in commands[:count])
+    return repeats

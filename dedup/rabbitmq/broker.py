@@ -33,6 +33,8 @@ SCHEMA_HEADER = "x-alertdesk-schema"
 REASON_HEADER = "x-alertdesk-reason"
 STAGE_HEADER = "x-alertdesk-stage"
 COUNT_HEADER = "x-alertdesk-alerts"  # on a message carrying several alerts (a JSON array): how many
+# on a tickets message: how many of its first commands are only held repeats (their lag is not alert→ticket)
+REPEATS_HEADER = "x-alertdesk-repeats"
 
 # What a broken or unreachable broker raises through aio-pika/aiormq.
 BROKER_ERRORS = (AMQPError, ConnectionError, OSError, TimeoutError)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from aiormq.exceptions import ChannelLockedResource, ChannelNotFoundEntity
 
-from dedup.rabbitmq.broker import BROKER_ERRORS, COUNT_HEADER, Sender
+from dedup.rabbitmq.broker import BROKER_ERRORS, Sender
 from dedup.rabbitmq.metrics import BrokerMetrics
 from dedup.rabbitmq.partitions import Assignment, Takeover
 from dedup.rabbitmq.topology import Stream, Topology, declare, queue_counts, queue_exists, ready_messages
@@ -38,10 +40,6 @@ class WorkerConfig:
     window_count: int = 200
     window_seconds: float = 0.02
     prefetch: int = 500
-    # Storm mode: above `storm_rate` alerts/s (a batch message counts its alerts) the window holds for `storm_seconds` (bounded by the prefetch),
-    # so each key's repeats fold into one command per window and the store writes each ticket once per window.
-    storm_rate: float = 0.0  # 0: never
-    storm_seconds: float = 10.0
     takeover_interval: float = 2.0
     publish_timeout: float = 5.0
 
@@ -49,11 +47,19 @@ class WorkerConfig:
 class PartitionWorker:
     """The session of a dedup or store worker on one connection: presence, partitions, standby, windows."""
 
-    def __init__(self, topology: Topology, config: WorkerConfig, handler: Handler, metrics: BrokerMetrics) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        config: WorkerConfig,
+        handler: Handler,
+        metrics: BrokerMetrics,
+        holding: Holding | None = None,
+    ) -> None:
         self._topology = topology
         self._config = config
         self._handler = handler
         self._metrics = metrics
+        self._holding: Holding = holding if holding is not None else _HoldsNothing()
         self._ready = False
 
     async def ready(self) -> bool:
@@ -64,7 +70,9 @@ class PartitionWorker:
         await declare(connection, self._topology)
         sender = await Sender.open(connection, self._metrics, lost, confirm_within=config.publish_timeout)
         await self._claim_presence(connection, lost)
-        consumer = _Consumer(connection, self._topology, config, self._handler, sender, self._metrics, lost)
+        consumer = _Consumer(
+            connection, self._topology, config, self._handler, self._holding, sender, self._metrics, lost
+        )
         for p in config.assignment.owned:
             await consumer.subscribe(p)
         logger.info("worker %d/%d consuming partitions %s", *_who(config), list(config.assignment.owned))
@@ -125,30 +133,22 @@ class PartitionWorker:
                 probe = None
 
 
-STORM_PAUSE = 0.5  # seconds without an arrival that end a storm window early
+class Holding(Protocol):
+    """A stage that keeps some deliveries' content back (dedup's hold): they are acked only once it lets go."""
+
+    def holds(self, delivery: Delivery) -> bool: ...
+
+    def due_in(self) -> float | None:
+        """Seconds until the stage wants a window even if nothing arrives (None: not before the next arrival)."""
+        ...
 
 
-class StormGauge:
-    """The delivery rate, smoothed over about a second; a storm while it stays above the threshold."""
+class _HoldsNothing:
+    def holds(self, delivery: Delivery) -> bool:
+        return False
 
-    def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
-        self.rate = 0.0
-        self.storm = False
-
-    def observe(self, count: int, seconds: float) -> None:
-        if not self.threshold or seconds <= 0:
-            return
-        weight = min(seconds, 1.0)  # a long window counts fully, a 20 ms one for 2%
-        self.rate += weight * (count / seconds - self.rate)
-        # hysteresis: leave the storm only well below the threshold, so a storm does not flap in and out
-        self.storm = self.rate >= self.threshold if not self.storm else self.rate >= self.threshold / 2
-
-
-def alerts_in(message: AbstractIncomingMessage) -> int:
-    """How many alerts a message carries (a batch from ingest's group publish says so), without decoding it."""
-    count = (message.headers or {}).get(COUNT_HEADER, 1)
-    return count if isinstance(count, int) and count > 0 else 1
+    def due_in(self) -> float | None:
+        return None
 
 
 def _who(config: WorkerConfig) -> tuple[int, int]:
@@ -156,7 +156,7 @@ def _who(config: WorkerConfig) -> tuple[int, int]:
 
 
 class _Consumer:
-    """The held partitions' channels and the window they fill."""
+    """The held partitions' channels, the window they fill, and each channel's deliveries not acked yet."""
 
     def __init__(
         self,
@@ -164,6 +164,7 @@ class _Consumer:
         topology: Topology,
         config: WorkerConfig,
         handler: Handler,
+        holding: Holding,
         sender: Sender,
         metrics: BrokerMetrics,
         lost: asyncio.Event,
@@ -172,16 +173,15 @@ class _Consumer:
         self._topology = topology
         self._config = config
         self._handler = handler
+        self._holding = holding
         self._sender = sender
         self._metrics = metrics
         self._lost = lost
         self._channels: dict[int, AbstractChannel] = {}
         self._pending: list[Delivery] = []
+        self._unacked: dict[int, deque[Delivery]] = {}  # id(channel) -> handled deliveries, in tag order
         self._arrived = asyncio.Event()
         self._full = asyncio.Event()
-        self._limit = config.window_count
-        self._rate = StormGauge(config.storm_rate)
-        self._arrivals = 0  # alerts delivered since the rate was last observed
 
     def holds(self, partition: int) -> bool:
         return partition in self._channels
@@ -204,9 +204,8 @@ class _Consumer:
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             self._pending.append(Delivery(partition, channel, message))
-            self._arrivals += alerts_in(message)
             self._arrived.set()
-            if len(self._pending) >= self._limit:
+            if len(self._pending) >= self._config.window_count:
                 self._full.set()
 
         channel.close_callbacks.add(closed)
@@ -221,62 +220,43 @@ class _Consumer:
         if channel is not None:
             with contextlib.suppress(*BROKER_ERRORS, RuntimeError):
                 await channel.close()
+            self._unacked.pop(id(channel), None)
         self._pending = [d for d in self._pending if d.channel is not channel]
 
     async def run(self) -> None:
-        """Forever: wait for a first delivery, give the window its time or count, hand it to the stage, ack."""
-        loop = asyncio.get_running_loop()
-        observed = loop.time()
+        """Forever: wait for a first delivery (or a hold coming due), give the window its time or count, hand it
+        to the stage, ack what it no longer holds."""
         while True:
-            await self._arrived.wait()
-            storm = self._rate.storm
-            seconds = self._config.storm_seconds if storm else self._config.window_seconds
-            # a storm window ends when the prefetch of every held partition is used up: no more can arrive
-            self._limit = self._config.prefetch * max(len(self._channels), 1) if storm else self._config.window_count
-            if len(self._pending) >= self._limit:
-                self._full.set()
-            if storm:
-                await self._hold(seconds)
-            elif seconds > 0 and not self._full.is_set():
-                with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow a cancellation
-                    async with asyncio.timeout(seconds):
+            due = self._holding.due_in()
+            with contextlib.suppress(TimeoutError):  # not wait_for: on 3.11 it can swallow a cancellation
+                async with asyncio.timeout(due):
+                    await self._arrived.wait()
+            if self._arrived.is_set() and self._config.window_seconds > 0 and not self._full.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._config.window_seconds):
                         await self._full.wait()
             batch, self._pending = self._pending, []
             self._arrived.clear()
             self._full.clear()
-            now = loop.time()
-            self._rate.observe(self._arrivals, now - observed)  # arrivals over wall time, idle gaps included
-            self._arrivals, observed = 0, now
-            if self._rate.storm != storm:
-                logger.warning(
-                    "alert storm %s (%.0f alerts/s)", "begins" if self._rate.storm else "is over", self._rate.rate
-                )
-            if batch:
-                await self._flush(Window(batch, self._sender))
-
-    async def _hold(self, seconds: float) -> None:
-        """A storm window: until full, `seconds` passed, or a pause in arrivals (the storm is over: don't sit on it)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while not self._full.is_set() and (left := deadline - loop.time()) > 0:
-            before = self._arrivals
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(left, STORM_PAUSE)):
-                    await self._full.wait()
-            if self._arrivals == before:
-                return
+            await self._flush(Window(batch, self._sender))
 
     async def _flush(self, window: Window) -> None:
         self._metrics.received.inc(len(window.deliveries))
         await self._handler(window)
-        last: dict[int, Delivery] = {}
         for delivery in window.deliveries:
-            if delivery.live:
-                last[id(delivery.channel)] = delivery  # deliveries of one channel arrive in tag order
+            if delivery.live:  # deliveries of one channel arrive in tag order
+                self._unacked.setdefault(id(delivery.channel), deque()).append(delivery)
             else:
                 self._metrics.fenced.inc()
-        for delivery in last.values():
-            try:
-                await delivery.message.ack(multiple=True)
+        for key, unacked in list(self._unacked.items()):
+            last = None
+            while unacked and not self._holding.holds(unacked[0]):
+                last = unacked.popleft()
+            if not unacked:
+                del self._unacked[key]
+            if last is None:
+                continue
+            try:  # up to the oldest delivery still held: `multiple` never acks a held one
+                await last.message.ack(multiple=True)
             except (*BROKER_ERRORS, RuntimeError) as exc:  # redelivered to the next consumer; applied once anyway
-                logger.info("could not ack partition %d (%s)", delivery.partition, exc.__class__.__name__)
+                logger.info("could not ack partition %d (%s)", last.partition, exc.__class__.__name__)
