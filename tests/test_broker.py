@@ -293,3 +293,18 @@ async def test_a_window_whose_channel_died_is_dropped_and_redelivered(
     (again,), _ = await take(connection, topology.queue(Stream.TICKETS, 5))
     assert handled == [] and attempts == 2
     assert again.message_id == "cmd-1" and again.redelivered
+
+
+async def test_a_stage_that_fails_unexpectedly_says_why_and_stops(caplog: pytest.LogCaptureFixture) -> None:
+    """A bug in a stage must not leave a silent process holding its messages: the error is logged with its
+    traceback and `run` ends with it (the process exits, and its unacked messages go to the next consumer)."""
+    metrics = BrokerMetrics(CollectorRegistry(), "dedup")
+
+    async def session(connection: AbstractConnection, lost: asyncio.Event) -> None:
+        raise KeyError("a bug")
+
+    with pytest.raises(KeyError):
+        async with asyncio.timeout(30):
+            await Broker(AMQP_URL, name="alertdesk test", metrics=metrics).run(session)
+    failed = [r for r in caplog.records if "stage failed" in r.getMessage()]
+    assert len(failed) == 1 and failed[0].exc_info is not None

@@ -25,7 +25,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from dedup.rabbitmq.metrics import BrokerMetrics
 from dedup.rabbitmq.topology import close_quietly
-from normalizers.schema import SCHEMA_VERSION, Unavailable
+from normalizers.schema import SCHEMA_VERSION, AlertdeskError, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,11 @@ class Broker:
                 logger.warning("lost the broker connection; reconnecting")
             except (Unavailable, *BROKER_ERRORS) as exc:
                 logger.warning("broker session ended (%s: %s); reconnecting", exc.__class__.__name__, exc)
+            except AlertdeskError:
+                raise  # a mismatch the CLI reports in one line, exit code 2
+            except Exception:
+                logger.exception("the %s stage failed; stopping", self._name)  # said here, before the close
+                raise
             finally:
                 self._metrics.connected.set(0)
                 await close_quietly(connection)

@@ -171,7 +171,10 @@ async def _check_partition_count(connection: AbstractConnection, topology: Topol
     )
 
 
-async def close_quietly(connection: AbstractConnection | None) -> None:
+async def close_quietly(connection: AbstractConnection | None, within: float = 5.0) -> None:
+    """Close, ignoring errors, and give up after `within` seconds: a close that never completes (a broker that
+    stopped answering) must not keep a process that is on its way out, or reconnecting, hanging."""
     if connection is not None and not connection.is_closed:
         with contextlib.suppress(Exception):
-            await connection.close()
+            async with asyncio.timeout(within):
+                await connection.close()
