@@ -101,7 +101,13 @@ def hold_config(settings: Settings, prefetch: int) -> HoldConfig:
     """The hold lets go of a channel's oldest deliveries before its unacked ones reach the prefetch (which would
     stop the deliveries until a hold expires)."""
     span = max(prefetch * 3 // 4, 1)
-    return HoldConfig(count=settings.hold_count, seconds=settings.hold_seconds, capacity=settings.hold_max, span=span)
+    return HoldConfig(
+        count=settings.hold_count,
+        seconds=settings.hold_seconds,
+        quiet=settings.hold_quiet_seconds,
+        capacity=settings.hold_max,
+        span=span,
+    )
 
 
 async def run_stage(stage: str, settings: Settings) -> int:

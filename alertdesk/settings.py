@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     hold_seconds: float = Field(
         30.0, gt=0, description="dedup: longest a repeat is held, i.e. how far an open ticket's count may lag"
     )
+    hold_quiet_seconds: float = Field(
+        1.0, gt=0, description="dedup: everything held leaves once no alert arrived for this long (a storm ended)"
+    )
     hold_max: int = Field(
         30_000, ge=1, description="dedup: most alerts a worker holds (memory); oldest keys leave first"
     )

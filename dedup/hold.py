@@ -6,7 +6,8 @@ occurrence count. Such alerts are held per key; everything else is *news* and le
 (in order) its key's held repeats. A key's repeats leave together, as one folded command, when it holds
 `count` of them (this, not the alert rate, is what keeps rows per alert low on any machine), when the oldest is
 `seconds` old, when the worker holds `capacity` alerts, or when a channel's unacked deliveries reach `span` (the
-prefetch would stop the deliveries). A delivery is acked only once none of its alerts is held (`holds`).
+prefetch would stop the deliveries). All of them leave once no alert arrived for `quiet` seconds: a storm that
+stopped has nothing left to fold, so its counts need not lag. A delivery is acked only once none of its alerts is held (`holds`).
 
 What was sent is remembered in process only, per channel: after a restart, a takeover or a lost channel the
 first alert of a key passes as news again. Held alerts of a channel that closed are dropped, never published:
@@ -31,6 +32,7 @@ Signature = tuple[str, str | None, str | None]  # source, episode, severity of a
 class HoldConfig:
     count: int = 50  # a key's held repeats that leave together
     seconds: float = 30.0  # the longest a repeat is held (how far an open ticket's count may lag)
+    quiet: float = 1.0  # everything held leaves once no alert arrived for this long
     capacity: int = 30_000  # the most alerts a worker holds (memory)
     span: int = 1_500  # the most unacked deliveries per channel (below the prefetch, or deliveries stop)
     remembered: int = 100_000  # the most keys whose last sent problem is remembered
@@ -69,6 +71,7 @@ class Hold:
         self._kept: dict[int, _Kept] = {}  # id(delivery) -> its held count, for deliveries with alerts held
         self._channels: dict[int, dict[int, _Kept]] = {}  # id(channel) -> its kept deliveries, oldest first
         self._newest: dict[int, tuple[AbstractChannel, int]] = {}  # id(channel) -> it, its newest delivery tag
+        self._last_arrival = 0.0
         self.held = 0
 
     def holds(self, delivery: Delivery) -> bool:
@@ -76,9 +79,10 @@ class Hold:
         return id(delivery) in self._kept
 
     def due_in(self) -> float | None:
-        """Seconds until the oldest held repeat must leave; None when nothing is held."""
+        """Seconds until held repeats must leave (the oldest's time is up, or arrivals paused); None: none held."""
         for key in self._since:
-            return max(self._since[key] + self.config.seconds - self._clock(), 0.0)
+            due = min(self._since[key] + self.config.seconds, self._last_arrival + self.config.quiet)
+            return max(due - self._clock(), 0.0)
         return None
 
     def take(self, window: list[tuple[Delivery, Alert]]) -> Release:
@@ -91,6 +95,9 @@ class Hold:
             if key not in news_keys and not self._repeats(delivery, alert):
                 news_keys.add(key)
         now = self._clock()
+        quiet = not window and now - self._last_arrival >= self.config.quiet
+        if window:
+            self._last_arrival = now
         touched: set[str] = set()
         for delivery, alert in window:
             if alert.dedup_key not in news_keys:
@@ -98,7 +105,7 @@ class Hold:
                 touched.add(alert.dedup_key)
         leaving = {k for k in news_keys if k in self._held}
         leaving.update(k for k in touched if len(self._held[k]) >= self.config.count)
-        leaving.update(self._expired(now))
+        leaving.update(self._held if quiet else self._expired(now))
         leaving.update(self._relieve(leaving))
         repeats = [pair for key in list(self._held) if key in leaving for pair in self._release(key)]
         news = [(delivery, alert) for delivery, alert in window if alert.dedup_key in news_keys]

@@ -259,7 +259,8 @@ async def test_kill_9_of_a_dedup_and_a_store_worker_during_a_run_applies_every_a
 
 async def test_kill_9_of_dedup_while_it_holds_repeats_loses_none_and_counts_none_twice(tmp_path: Path) -> None:
     """The held repeats' messages are not acked: after a kill they are redelivered, and each alert counts once."""
-    pipeline = Pipeline(tmp_path, extra_env={"ALERTDESK_HOLD_SECONDS": "300", "ALERTDESK_HOLD_COUNT": "1000"})
+    held = {"ALERTDESK_HOLD_SECONDS": "300", "ALERTDESK_HOLD_QUIET_SECONDS": "300", "ALERTDESK_HOLD_COUNT": "1000"}
+    pipeline = Pipeline(tmp_path, extra_env=held)
     try:
         await pipeline.start(workers=1)
         load_keys, load = keys(30), Load()

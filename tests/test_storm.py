@@ -108,18 +108,35 @@ def test_a_key_leaves_when_it_holds_count_repeats_whatever_the_rate() -> None:
     assert hold.held == 1  # db's repeat waits on
 
 
-def test_a_held_repeat_leaves_after_the_longest_hold_even_without_traffic() -> None:
+def test_a_held_repeat_leaves_after_the_longest_hold_while_other_keys_keep_arriving() -> None:
     clock = Clock()
-    hold, p = Hold(HoldConfig(count=50, seconds=10), clock), Partition()
+    hold, p = Hold(HoldConfig(count=50, seconds=10, quiet=1), clock), Partition()
     assert hold.due_in() is None
+    hold.take(p.deliver(alert("web"), alert("db")))
     hold.take(p.deliver(alert("web")))
-    hold.take(p.deliver(alert("web")))
-    clock.now = 4
-    assert hold.due_in() == 6
-    assert sent(hold.take([])) == ([], [])
+    for second in range(1, 10):  # db keeps repeating: arrivals never pause
+        clock.now = second
+        assert sent(hold.take(p.deliver(alert("db")))) == ([], [])
+    assert hold.due_in() == 1  # web's oldest repeat has a second left (db's since 1 s: 2 s)
     clock.now = 10
+    assert [a.dedup_key for _, a in hold.take(p.deliver(alert("db"))).repeats] == ["web"]
+    assert hold.held == 10  # db's repeats wait on
+
+
+def test_everything_held_leaves_once_arrivals_pause() -> None:
+    clock = Clock()
+    hold, p = Hold(HoldConfig(count=50, seconds=30, quiet=1), clock), Partition()
+    hold.take(p.deliver(alert("web"), alert("db")))
+    held = p.deliver(alert("web"), alert("db"), alert("web"))
+    hold.take(held)
+    clock.now = 0.5
+    assert hold.due_in() == 0.5
+    assert sent(hold.take([])) == ([], [])  # a window closed by time: not yet quiet long enough
+    clock.now = 1.0
     assert hold.due_in() == 0
-    assert len(hold.take([]).repeats) == 1 and hold.due_in() is None
+    release = hold.take([])
+    assert sorted(a.dedup_key for _, a in release.repeats) == ["db", "web", "web"]
+    assert hold.held == 0 and not hold.holds(held[0][0]) and hold.due_in() is None
 
 
 def test_a_batch_delivery_is_held_until_every_alert_of_it_left() -> None:
