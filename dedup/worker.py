@@ -33,6 +33,7 @@ from normalizers.schema import Alert, TicketCommand
 
 STAGE = "dedup"
 ALERT = TypeAdapter(Alert)
+ALERTS = TypeAdapter(list[Alert])
 
 
 class DedupStage:
@@ -55,7 +56,7 @@ class DedupStage:
         self.hold = hold
 
     async def __call__(self, window: Window) -> None:
-        decoded = {id(d): decode_each(d.message, ALERT) for d in window.deliveries}
+        decoded = {id(d): decode_each(d.message, ALERT, ALERTS) for d in window.deliveries}
         arrived = [(d, a) for d in window.live() for a in decoded[id(d)] if isinstance(a, Alert)]
         release = self.hold.take(arrived) if self.hold is not None else Release([], arrived)
         involved = {id(d): d for d, _ in (*release.repeats, *arrived)}  # the window's and the released ones'
