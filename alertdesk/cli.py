@@ -72,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--alerts", type=int, default=0, help="--distributed: a storm of this many problems, no recoveries"
     )
+    bench.add_argument(
+        "--stages",
+        default="ingest=1,dedup=1,store=1",
+        help="--distributed/--compare: processes per stage (default ingest=1,dedup=1,store=1)",
+    )
 
     for stage, what in (
         ("ingest", "the webhooks, publishing to RabbitMQ (ALERTDESK_BROKER_URL)"),

@@ -40,7 +40,7 @@ from dedup.rabbitmq.consumer import PartitionWorker, WorkerConfig
 from dedup.rabbitmq.grouped import AmqpPublisher
 from dedup.rabbitmq.metrics import BrokerMetrics
 from dedup.rabbitmq.partitions import Assignment
-from dedup.rabbitmq.topology import Stream, Topology
+from dedup.rabbitmq.topology import DEFAULT_PARTITIONS, Stream, Topology, close_quietly, partition_count
 from dedup.worker import DedupStage
 from ingest import IngestMetrics, json_errors, webhook_routes
 from normalizers.schema import AlertdeskError, Unavailable
@@ -74,7 +74,29 @@ class Process:
 
 
 def topology(settings: Settings) -> Topology:
-    return Topology(settings.broker_prefix, settings.partitions)
+    return Topology(settings.broker_prefix, settings.partitions or DEFAULT_PARTITIONS)
+
+
+async def with_partitions(settings: Settings) -> Settings:
+    """Settings whose partition count is set: ALERTDESK_PARTITIONS, else what the broker already has (so a deployment
+    that relied on an older default keeps its queues), else `DEFAULT_PARTITIONS` for a new topology."""
+    if settings.partitions is not None or not settings.broker_url:
+        return settings
+    metrics = BrokerMetrics(CollectorRegistry(), "partitions")
+    try:
+        connection = await Broker(settings.broker_url, name="alertdesk partitions", metrics=metrics).connect_once()
+    except Unavailable:
+        logger.warning(
+            "cannot reach the message broker to read its partition count; assuming %d (a broker holding another "
+            "count is refused when reached: set ALERTDESK_PARTITIONS)",
+            DEFAULT_PARTITIONS,
+        )
+        return settings.model_copy(update={"partitions": DEFAULT_PARTITIONS})
+    try:
+        found = await partition_count(connection, settings.broker_prefix)
+    finally:
+        await close_quietly(connection)
+    return settings.model_copy(update={"partitions": found or DEFAULT_PARTITIONS})
 
 
 def broker(settings: Settings, stage: str, metrics: BrokerMetrics) -> Broker:
@@ -88,7 +110,7 @@ def worker_config(settings: Settings, stream: Stream, stage: str) -> WorkerConfi
     return WorkerConfig(
         stream=stream,
         stage=stage,
-        assignment=Assignment(settings.worker_index, settings.worker_count, settings.partitions),
+        assignment=Assignment(settings.worker_index, settings.worker_count, settings.partitions or DEFAULT_PARTITIONS),
         window_count=settings.window_count,
         window_seconds=settings.window_ms / 1000,
         prefetch=settings.prefetch,
@@ -112,6 +134,7 @@ def hold_config(settings: Settings, prefetch: int) -> HoldConfig:
 
 async def run_stage(stage: str, settings: Settings) -> int:
     """Serve one stage until SIGTERM/SIGINT; a fatal broker error (topology mismatch) ends it with its reason."""
+    settings = await with_partitions(settings)
     registry = CollectorRegistry()
     build = {"ingest": ingest_process, "dedup": dedup_process, "store": store_process}[stage]
     process = await build(settings, registry)

@@ -42,8 +42,11 @@ class Settings(BaseSettings):
     broker_prefix: str = Field(
         "alertdesk", pattern=r"^[A-Za-z0-9_.-]+$", description="name prefix of alertdesk's exchanges and queues"
     )
-    partitions: int = Field(
-        8, ge=1, le=1024, description="partition queues per stream; must match the queues already on the broker"
+    partitions: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="partition queues per stream (unset: as many as the broker has, else 2); fixed once declared",
     )
     worker_index: int = Field(
         0, ge=0, description="dedup/store: this worker's index; it owns partitions p with p % count == index"

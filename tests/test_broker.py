@@ -22,11 +22,21 @@ from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
 
 import normalizers
+from alertdesk.distributed import with_partitions
+from alertdesk.settings import Settings
 from dedup.rabbitmq.broker import SCHEMA_HEADER, Broker, Sender
 from dedup.rabbitmq.grouped import AmqpPublisher
 from dedup.rabbitmq.metrics import BrokerMetrics
 from dedup.rabbitmq.partitions import Assignment, BadAssignment, partition_of
-from dedup.rabbitmq.topology import Stream, Topology, TopologyMismatch, declare, delete, queue_counts
+from dedup.rabbitmq.topology import (
+    DEFAULT_PARTITIONS,
+    Stream,
+    Topology,
+    TopologyMismatch,
+    declare,
+    delete,
+    queue_counts,
+)
 from dedup.rabbitmq.window import Delivery, Unreadable, Window, decode, until_done
 from normalizers.schema import SCHEMA_VERSION, Alert, Unavailable
 from tests.cluster import PAYLOADS, eventually, rabbitmqctl
@@ -308,3 +318,18 @@ async def test_a_stage_that_fails_unexpectedly_says_why_and_stops(caplog: pytest
             await Broker(AMQP_URL, name="alertdesk test", metrics=metrics).run(session)
     failed = [r for r in caplog.records if "stage failed" in r.getMessage()]
     assert len(failed) == 1 and failed[0].exc_info is not None
+
+
+async def test_an_unset_partition_count_is_the_broker_s_or_two_for_a_new_broker(
+    connection: AbstractConnection, topology: Topology, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A deployment that relied on the old default (8) keeps its queues after the default became 2."""
+    await declare(connection, topology)
+    unset = Settings(broker_url=AMQP_URL, broker_prefix=topology.prefix)
+    assert (await with_partitions(unset)).partitions == PARTITIONS
+    fresh = unset.model_copy(update={"broker_prefix": f"t{uuid.uuid4().hex[:10]}"})
+    assert (await with_partitions(fresh)).partitions == DEFAULT_PARTITIONS == 2
+    assert (await with_partitions(unset.model_copy(update={"partitions": 3}))).partitions == 3
+    away = unset.model_copy(update={"broker_url": f"amqp://guest:guest@127.0.0.1:{free_port()}/"})
+    assert (await with_partitions(away)).partitions == DEFAULT_PARTITIONS
+    assert "cannot reach the message broker to read its partition count" in caplog.text

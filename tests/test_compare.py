@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq, pytest.mark.postgres]
 PROCESSES = {
     "bare": {"load generator", "server"},
     "embedded": {"load generator", "server", "writer"},
-    "distributed": {"load generator", "ingest0", "ingest1", "dedup", "store", "rabbitmq", "postgres"},
+    "distributed": {"load generator", "ingest", "dedup", "store", "rabbitmq", "postgres"},
 }
 
 
@@ -67,3 +67,23 @@ def test_an_unknown_phase_is_refused_before_anything_runs(tmp_path: Path) -> Non
 
     assert done.returncode == 2
     assert "--phases: choose among bare, embedded, distributed" in done.stderr
+
+
+def test_stages_sets_the_processes_of_each_distributed_stage(tmp_path: Path) -> None:
+    done = bench(
+        "--compare", "--phases", "distributed", "--stages", "ingest=2,dedup=2,store=1", "--duration", "1", cwd=tmp_path
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = re.search(r"^distributed .*\n +CPU µs per alert: (.*) \(load generator", done.stdout, re.MULTILINE)
+    assert found, done.stdout
+    names = set(re.findall(r"([a-z]+\d?(?: [a-z]+)?) [\d,]+", found.group(1)))
+    assert names == {"load generator", "ingest0", "ingest1", "dedup0", "dedup1", "store", "rabbitmq", "postgres"}
+    assert re.search(r"^distributed +[\d,]+ alerts/s", done.stdout, re.MULTILINE)  # both dedup workers applied it all
+
+
+def test_a_malformed_stages_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    done = bench("--compare", "--stages", "ingest=2,dedup=0,store=1", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "--stages: 'dedup=0' is not STAGE=N" in done.stderr

@@ -30,6 +30,7 @@ from alertdesk.bench import distributed
 from alertdesk.bench.embedded import Tally, _connection
 from alertdesk.bench.loadgen import Ports, fleet, percentile, wait_answering
 from alertdesk.settings import Settings
+from dedup.rabbitmq.topology import DEFAULT_PARTITIONS
 from ticketstore.db import create_schema
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -58,6 +59,11 @@ def compare(args: argparse.Namespace) -> int:
     if unknown or not wanted:
         print(f"--phases: choose among {', '.join(PHASES)} (got {args.phases!r})", file=sys.stderr)
         return 2
+    try:
+        counts = distributed.stages(getattr(args, "stages", distributed.DEFAULT_STAGES))
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     settings = Settings()
     ports = Ports()
     phases: dict[str, Phase] = {}
@@ -66,7 +72,7 @@ def compare(args: argparse.Namespace) -> int:
             if name not in wanted:
                 continue
             if name == "distributed":
-                phases[name] = _distributed(args, settings, Path(tmp), ports)
+                phases[name] = _distributed(args, counts, settings, Path(tmp), ports)
             else:
                 module = ["alertdesk.bench.baseline"] if name == "bare" else ["alertdesk.cli", "run"]
                 phases[name] = _single(name, module, args, Path(tmp), ports)
@@ -123,8 +129,10 @@ def _single(name: str, module: list[str], args: argparse.Namespace, tmp: Path, p
         _stop([child])
 
 
-def _distributed(args: argparse.Namespace, settings: Settings, tmp: Path, ports: Ports) -> Phase:
-    """`alertdesk ingest` ×2, `dedup`, `store` on a fresh broker prefix and schema, as `bench --distributed`."""
+def _distributed(
+    args: argparse.Namespace, counts: list[tuple[str, int]], settings: Settings, tmp: Path, ports: Ports
+) -> Phase:
+    """`alertdesk ingest`, `dedup`, `store` (`--stages`) on a fresh broker prefix and schema, as `bench --distributed`."""
     broker_url = settings.broker_url or distributed.DEFAULT_BROKER
     database_url = args.database_url or distributed.DEFAULT_DATABASE
     prefix = f"bench{uuid.uuid4().hex[:8]}"
@@ -132,7 +140,7 @@ def _distributed(args: argparse.Namespace, settings: Settings, tmp: Path, ports:
     runtime.run(lambda: create_schema(database_url, prefix))
     children: dict[str, list[tuple[subprocess.Popen[bytes], int]]] = {}
     try:
-        for stage, count in distributed.STAGES:
+        for stage, count in counts:
             children[stage] = [distributed._start(stage, i, count, env, tmp, ports.take()) for i in range(count)]
         for stage_children in children.values():
             for child, port in stage_children:
@@ -158,7 +166,9 @@ def _distributed(args: argparse.Namespace, settings: Settings, tmp: Path, ports:
         return Phase("distributed", accepted / end_to_end, *_percentiles(tally), cpu, accepted, end_to_end, note)
     finally:
         _stop([child for stage_children in children.values() for child, _ in stage_children])
-        runtime.run(lambda: distributed._cleanup(broker_url, prefix, settings.partitions, database_url))
+        runtime.run(
+            lambda: distributed._cleanup(broker_url, prefix, settings.partitions or DEFAULT_PARTITIONS, database_url)
+        )
 
 
 async def _drive(args: argparse.Namespace, ports: list[int]) -> tuple[Tally, float]:

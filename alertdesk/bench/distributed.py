@@ -36,11 +36,27 @@ from alertdesk import runtime
 from alertdesk.bench import baseline
 from alertdesk.bench.loadgen import Key, Ports, fleet, percentile, read_response, request, wait_answering
 from alertdesk.settings import Settings
+from dedup.rabbitmq.topology import DEFAULT_PARTITIONS
 from ticketstore.db import create_schema, drop_schema, libpq_url
 
 DEFAULT_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
-STAGES = (("ingest", 2), ("dedup", 1), ("store", 1))  # processes per stage on a 2-core machine
+STAGES = ("ingest", "dedup", "store")
+DEFAULT_STAGES = "ingest=1,dedup=1,store=1"  # processes per stage on a 2-core machine (a second ingest costs more than it adds)
+
+
+def stages(text: str = DEFAULT_STAGES) -> list[tuple[str, int]]:
+    """`ingest=2,dedup=1,store=1` → processes per stage, in start order; every stage at least once."""
+    counts: dict[str, int] = {}
+    for item in text.split(","):
+        stage, _, count = item.partition("=")
+        if stage.strip() not in STAGES or not count.strip().isdigit() or int(count) < 1:
+            raise ValueError(f"--stages: {item!r} is not STAGE=N with STAGE one of {', '.join(STAGES)} and N ≥ 1")
+        counts[stage.strip()] = int(count)
+    missing = [stage for stage in STAGES if stage not in counts]
+    if missing:
+        raise ValueError(f"--stages: no count for {', '.join(missing)}")
+    return [(stage, counts[stage]) for stage in STAGES]
 
 
 @dataclass
@@ -80,6 +96,11 @@ def bench_distributed(args: argparse.Namespace) -> int:
     broker_url = settings.broker_url or DEFAULT_BROKER
     if args.baseline:
         return runtime.run(lambda: baseline.broker(broker_url, args.duration, args.connections))
+    try:
+        counts = stages(getattr(args, "stages", DEFAULT_STAGES))
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     database_url = args.database_url or DEFAULT_DATABASE
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="alertdesk-bench-") as tmp:
@@ -88,7 +109,7 @@ def bench_distributed(args: argparse.Namespace) -> int:
         children: dict[str, list[tuple[subprocess.Popen[bytes], int]]] = {}
         ports = Ports()
         try:
-            for stage, count in STAGES:
+            for stage, count in counts:
                 children[stage] = [_start(stage, i, count, env, Path(tmp), ports.take()) for i in range(count)]
             for stage_children in children.values():
                 for child, port in stage_children:
@@ -101,7 +122,7 @@ def bench_distributed(args: argparse.Namespace) -> int:
             for stage_children in children.values():
                 for child, _ in stage_children:
                     child.wait(timeout=30)
-            runtime.run(lambda: _cleanup(broker_url, prefix, settings.partitions, database_url))
+            runtime.run(lambda: _cleanup(broker_url, prefix, settings.partitions or DEFAULT_PARTITIONS, database_url))
 
 
 async def _bench(
