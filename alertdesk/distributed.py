@@ -112,7 +112,9 @@ def worker_config(settings: Settings, stream: Stream, stage: str) -> WorkerConfi
         stage=stage,
         assignment=Assignment(settings.worker_index, settings.worker_count, settings.partitions or DEFAULT_PARTITIONS),
         window_count=settings.window_count,
-        window_seconds=settings.window_ms / 1000,
+        # the store commits what arrived while it committed the last window (group commit): a timer there only
+        # adds latency, as dedup's window already gathers its commands into one message per partition
+        window_seconds=(settings.store_window_ms if stream is Stream.TICKETS else settings.window_ms) / 1000,
         prefetch=settings.prefetch,
         takeover_interval=settings.takeover_interval,
         publish_timeout=settings.publish_timeout,

@@ -53,7 +53,12 @@ class Settings(BaseSettings):
     )
     worker_count: int = Field(1, ge=1, description="dedup/store: how many workers of this stage share the partitions")
     window_count: int = Field(200, ge=1, description="dedup/store: most messages handled together in one window")
-    window_ms: float = Field(20.0, ge=0, description="dedup/store: longest wait (ms) for a window to fill")
+    window_ms: float = Field(20.0, ge=0, description="dedup: longest wait (ms) for a window to fill")
+    store_window_ms: float = Field(
+        0.0,
+        ge=0,
+        description="store: longest wait (ms) for a window to fill (0: what arrived while the last committed)",
+    )
     prefetch: int = Field(2000, ge=1, description="dedup/store: unacknowledged messages held per partition")
     # dedup's hold (dedup/hold.py): a key's plain repeats are held back and leave as one command. The storm
     # settings of earlier versions (ALERTDESK_STORM_RATE, ALERTDESK_STORM_WINDOW_MS) are ignored if still set.

@@ -117,3 +117,18 @@ def test_help_lists_the_FILE_variant_of_every_secret(tmp_path: Path) -> None:
     listed = {line.split()[0] for line in done.stdout.splitlines() if line.strip().startswith("ALERTDESK_")}
     assert {f"ALERTDESK_{name.upper()}_FILE" for name in SECRETS} <= listed
     assert "ALERTDESK_HOST_FILE" not in listed  # only secrets have one
+
+
+def test_the_store_commits_what_arrived_while_it_committed_and_dedup_gathers_a_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dedup's window gathers its ticket commands into one message per partition; a timer in the store would only
+    add its length to every alert's time to its ticket."""
+    from alertdesk.distributed import worker_config
+    from dedup.rabbitmq.topology import Stream
+
+    settings = Settings()
+    assert worker_config(settings, Stream.ALERTS, "dedup").window_seconds == 0.02
+    assert worker_config(settings, Stream.TICKETS, "store").window_seconds == 0
+    monkeypatch.setenv("ALERTDESK_STORE_WINDOW_MS", "5")
+    assert worker_config(Settings(), Stream.TICKETS, "store").window_seconds == 0.005

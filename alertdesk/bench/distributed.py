@@ -42,7 +42,9 @@ from ticketstore.db import create_schema, drop_schema, libpq_url
 DEFAULT_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
 STAGES = ("ingest", "dedup", "store")
-DEFAULT_STAGES = "ingest=1,dedup=1,store=1"  # processes per stage on a 2-core machine (a second ingest costs more than it adds)
+DEFAULT_STAGES = (
+    "ingest=1,dedup=1,store=1"  # processes per stage on a 2-core machine (a second ingest costs more than it adds)
+)
 
 
 def stages(text: str = DEFAULT_STAGES) -> list[tuple[str, int]]:
