@@ -28,7 +28,7 @@ from pathlib import Path
 from alertdesk import runtime
 from alertdesk.bench import distributed
 from alertdesk.bench.embedded import Tally, _connection
-from alertdesk.bench.loadgen import Ports, fleet, percentile, wait_answering
+from alertdesk.bench.loadgen import Ports, fleet, percentile, stagger, wait_answering
 from alertdesk.settings import Settings
 from dedup.rabbitmq.topology import DEFAULT_PARTITIONS
 from ticketstore.db import create_schema
@@ -181,7 +181,9 @@ async def _drive(args: argparse.Namespace, ports: list[int]) -> tuple[Tally, flo
     deadline = started + args.duration
     await asyncio.gather(
         *(
-            _connection("127.0.0.1", ports[c % len(ports)], keys[c::conns], deadline, pace, tally, seq)
+            _connection(
+                "127.0.0.1", ports[c % len(ports)], keys[c::conns], deadline, pace, tally, seq, stagger(pace, c, conns)
+            )
             for c in range(conns)
             if keys[c::conns]
         )

@@ -34,7 +34,16 @@ import orjson
 
 from alertdesk import runtime
 from alertdesk.bench import baseline
-from alertdesk.bench.loadgen import Key, Ports, fleet, percentile, read_response, request, wait_answering
+from alertdesk.bench.loadgen import (
+    Key,
+    Ports,
+    fleet,
+    percentile,
+    read_response,
+    request,
+    stagger,
+    wait_answering,
+)
 from alertdesk.settings import Settings
 from dedup.rabbitmq.topology import DEFAULT_PARTITIONS
 from ticketstore.db import create_schema, drop_schema, libpq_url
@@ -139,7 +148,14 @@ async def _bench(
     started = time.perf_counter()
     await asyncio.gather(
         *(
-            _connection(ingest_ports[c % len(ingest_ports)], keys[c::conns], run, pace, random.Random(c))
+            _connection(
+                ingest_ports[c % len(ingest_ports)],
+                keys[c::conns],
+                run,
+                pace,
+                random.Random(c),
+                stagger(pace, c, conns),
+            )
             for c in range(conns)
             if keys[c::conns]
         )
@@ -166,9 +182,11 @@ async def _bench(
     return await _check(run, db, schema)
 
 
-async def _connection(port: int, keys: list[Key], run: Run, pace: float, rng: random.Random) -> None:
+async def _connection(
+    port: int, keys: list[Key], run: Run, pace: float, rng: random.Random, offset: float = 0.0
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    next_at = time.perf_counter()
+    next_at = time.perf_counter() + offset - pace  # the first request `offset` from now
     try:
         while run.another():
             if pace:

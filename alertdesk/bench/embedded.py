@@ -25,7 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alertdesk import runtime
-from alertdesk.bench.loadgen import Key, Ports, dedup_key, fleet, percentile, read_response, request, wait_answering
+from alertdesk.bench.loadgen import (
+    Key,
+    Ports,
+    dedup_key,
+    fleet,
+    percentile,
+    read_response,
+    request,
+    stagger,
+    wait_answering,
+)
 from alertdesk.bench.soak import Soak
 from ticketstore.db import sqlite_file
 
@@ -39,11 +49,20 @@ class Tally:
 
 
 async def _connection(
-    host: str, port: int, keys: list[Key], deadline: float, pace: float, tally: Tally, seq: list[int]
+    host: str,
+    port: int,
+    keys: list[Key],
+    deadline: float,
+    pace: float,
+    tally: Tally,
+    seq: list[int],
+    offset: float = 0.0,
 ) -> None:
+    """One keep-alive connection sending a request every `pace` seconds (0: as soon as answered). Paced connections
+    start `offset` apart (`stagger`), as independent senders do, not 64 requests in the same instant per period."""
     reader, writer = await asyncio.open_connection(host, port)
     rng = random.Random(keys[0].index if keys else 0)
-    next_at = time.perf_counter()
+    next_at = time.perf_counter() + offset - pace
     try:
         while time.perf_counter() < deadline:
             if pace:
@@ -89,7 +108,13 @@ async def _drive(host: str, port: int, args: argparse.Namespace, soak: Soak | No
     started = time.perf_counter()
     deadline = started + args.duration
     reporter = asyncio.create_task(soak.report()) if soak is not None else None  # cancelled once the load ends
-    await asyncio.gather(*(_connection(host, port, shard, deadline, pace, tally, seq) for shard in shards if shard))
+    await asyncio.gather(
+        *(
+            _connection(host, port, shard, deadline, pace, tally, seq, stagger(pace, c, conns))
+            for c, shard in enumerate(shards)
+            if shard
+        )
+    )
     elapsed = time.perf_counter() - started
     if soak is not None and reporter is not None:
         reporter.cancel()

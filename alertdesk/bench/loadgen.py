@@ -177,3 +177,8 @@ def wait_answering(child: subprocess.Popen[bytes], port: int, path: str, timeout
             pass
         time.sleep(0.1)
     raise SystemExit(f"alertdesk on port {port} did not answer {path} within {timeout:g}s")
+
+
+def stagger(pace: float, connection: int, connections: int) -> float:
+    """Where in each period a paced connection sends: spread evenly, so the offered load is smooth."""
+    return pace * connection / connections
