@@ -59,7 +59,11 @@ class Settings(BaseSettings):
         ge=0,
         description="store: longest wait (ms) for a window to fill (0: what arrived while the last committed)",
     )
-    prefetch: int = Field(2000, ge=1, description="dedup/store: unacknowledged messages held per partition")
+    prefetch: int = Field(
+        2000,
+        ge=1,
+        description="dedup/store: unacknowledged messages held per partition (a holding dedup: at least HOLD_MAX × 4/3)",
+    )
     # dedup's hold (dedup/hold.py): a key's plain repeats are held back and leave as one command. The storm
     # settings of earlier versions (ALERTDESK_STORM_RATE, ALERTDESK_STORM_WINDOW_MS) are ignored if still set.
     hold_count: int = Field(

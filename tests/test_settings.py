@@ -132,3 +132,17 @@ def test_the_store_commits_what_arrived_while_it_committed_and_dedup_gathers_a_w
     assert worker_config(settings, Stream.TICKETS, "store").window_seconds == 0
     monkeypatch.setenv("ALERTDESK_STORE_WINDOW_MS", "5")
     assert worker_config(Settings(), Stream.TICKETS, "store").window_seconds == 0.005
+
+
+def test_a_holding_dedup_worker_has_room_for_as_many_held_messages_as_alerts_it_may_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At a low rate a message carries one alert: a prefetch below the hold's capacity would let keys go early."""
+    from alertdesk.distributed import hold_config, hold_prefetch
+
+    settings = Settings()
+    assert hold_config(settings, hold_prefetch(settings)).span >= settings.hold_max == 30_000
+    monkeypatch.setenv("ALERTDESK_HOLD_MAX", "100000")
+    assert hold_prefetch(Settings()) == 65_535  # RabbitMQ's most
+    monkeypatch.setenv("ALERTDESK_HOLD_MAX", "10")
+    assert hold_prefetch(Settings()) == 2000  # never below ALERTDESK_PREFETCH
