@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -164,7 +165,9 @@ class EmbeddedPipeline:
                 reraise=True,
             ):
                 with attempt:
+                    started = time.perf_counter()
                     results = await self._store.apply_batch(commands)
+                    self._store_metrics.batch_seconds.observe(time.perf_counter() - started)
         except Exception as exc:
             if isinstance(exc, NotWritable):
                 self._writability.failed(str(exc))

@@ -64,6 +64,12 @@ class StoreMetrics:
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
             registry=registry,
         )
+        self.batch_seconds = Histogram(
+            "alertdesk_store_batch_seconds",
+            "Time to apply one store transaction, commit included (what the next batch waits for)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
 
     def record(
         self,

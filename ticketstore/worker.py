@@ -13,6 +13,7 @@ decoded) goes to the dead-letter exchange with its reason.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
@@ -73,12 +74,14 @@ class StoreStage:
         async def apply(live: list[Delivery]) -> None:
             nonlocal applied
             pairs = [(d, c) for d in live if not isinstance(cs := decoded[id(d)], Unreadable) for c in cs]
+            started = time.perf_counter()
             try:
                 results = await self._store.apply_batch([c for _, c in pairs]) if pairs else []
             except NotWritable as exc:
                 raise _CannotWrite(str(exc)) from exc
             if pairs:
                 self._writes.succeeded()
+                self._store_metrics.batch_seconds.observe(time.perf_counter() - started)
             applied = [(d, c, r) for (d, c), r in zip(pairs, results, strict=True)]
 
         while True:  # unacked meanwhile: the prefetch fills and the backlog waits in RabbitMQ
