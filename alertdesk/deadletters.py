@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from alertdesk.settings import Settings
 from dedup.rabbitmq.broker import REASON_HEADER, STAGE_HEADER, Broker, Sender
 from dedup.rabbitmq.metrics import BrokerMetrics
-from dedup.rabbitmq.topology import DEFAULT_PARTITIONS, Topology, partition_count
+from dedup.rabbitmq.topology import Topology, partition_count
 from dedup.rabbitmq.window import EXCHANGE_HEADER
 from normalizers.schema import AlertdeskError
 
@@ -45,8 +45,8 @@ async def dead_letters(settings: Settings, action: str, ids: Sequence[str] | Non
     metrics = BrokerMetrics(CollectorRegistry(), "dead-letters")
     connection = await Broker(settings.broker_url, name="alertdesk dead-letters", metrics=metrics).connect_once()
     async with connection:
-        partitions = settings.partitions or await partition_count(connection, settings.broker_prefix)
-        topology = Topology(settings.broker_prefix, partitions or DEFAULT_PARTITIONS)
+        partitions = await partition_count(connection, settings.broker_prefix, settings.partitions)
+        topology = Topology(settings.broker_prefix, partitions)
         channel = await connection.channel(publisher_confirms=False)
         try:
             queue = await channel.declare_queue(topology.dead_letters, passive=True)

@@ -78,8 +78,7 @@ def topology(settings: Settings) -> Topology:
 
 
 async def with_partitions(settings: Settings) -> Settings:
-    """Settings whose partition count is set: ALERTDESK_PARTITIONS, else what the broker already has (so a deployment
-    that relied on an older default keeps its queues), else `DEFAULT_PARTITIONS` for a new topology."""
+    """Settings whose partition count is set (`topology.partition_count`); an unreachable broker: the default."""
     if settings.partitions is not None or not settings.broker_url:
         return settings
     metrics = BrokerMetrics(CollectorRegistry(), "partitions")
@@ -93,10 +92,10 @@ async def with_partitions(settings: Settings) -> Settings:
         )
         return settings.model_copy(update={"partitions": DEFAULT_PARTITIONS})
     try:
-        found = await partition_count(connection, settings.broker_prefix)
+        found = await partition_count(connection, settings.broker_prefix, settings.partitions)
     finally:
         await close_quietly(connection)
-    return settings.model_copy(update={"partitions": found or DEFAULT_PARTITIONS})
+    return settings.model_copy(update={"partitions": found})
 
 
 def broker(settings: Settings, stage: str, metrics: BrokerMetrics) -> Broker:
@@ -187,9 +186,10 @@ async def dedup_process(settings: Settings, registry: CollectorRegistry) -> Proc
     link = broker(settings, "dedup", metrics)
     queues = topology(settings)
     config = worker_config(settings, Stream.ALERTS, "dedup")
+    hold = None
     if settings.hold_count > 1:
         config = replace(config, prefetch=hold_prefetch(settings))
-    hold = Hold(hold_config(settings, config.prefetch)) if settings.hold_count > 1 else None
+        hold = Hold(hold_config(settings, config.prefetch))
     stage = DedupStage(queues, DedupMetrics(registry), metrics, now=utc_now, hold=hold)
     worker = PartitionWorker(queues, config, stage, metrics, holding=hold)
     app = web.Application(middlewares=[json_errors])

@@ -149,13 +149,16 @@ async def queue_exists(connection: AbstractConnection, name: str) -> bool:
     return True
 
 
-async def partition_count(connection: AbstractConnection, prefix: str) -> int | None:
-    """How many partition queues the broker holds for `prefix` (None: the topology was never declared)."""
+async def partition_count(connection: AbstractConnection, prefix: str, configured: int | None) -> int:
+    """The partition count to use: `configured` (ALERTDESK_PARTITIONS), else as many partition queues as the broker
+    holds for `prefix` (so a deployment that relied on an older default keeps its queues), else the default."""
+    if configured is not None:
+        return configured
     probe = Topology(prefix, 1)
     count = 0
     while await queue_exists(connection, probe.queue(Stream.ALERTS, count)):
         count += 1
-    return count or None
+    return count or DEFAULT_PARTITIONS
 
 
 async def _check_partition_count(connection: AbstractConnection, topology: Topology, stream: Stream) -> None:
