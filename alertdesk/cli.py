@@ -13,6 +13,8 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from alertdesk import runtime
+from alertdesk.bench import DEFAULT_STAGES
+from alertdesk.bench import stages as bench_stages
 from alertdesk.logs import configure_logging
 from alertdesk.secret_files import InvalidSetting
 from alertdesk.settings import Settings, describe
@@ -74,8 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--stages",
-        default="ingest=1,dedup=1,store=1",
-        help="--distributed/--compare: processes per stage (default ingest=1,dedup=1,store=1)",
+        type=bench_stages,
+        default=DEFAULT_STAGES,
+        help=f"--distributed/--compare: processes per stage (default {DEFAULT_STAGES})",
     )
 
     for stage, what in (

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     prefetch: int = Field(
         2000,
         ge=1,
-        description="dedup/store: unacknowledged messages held per partition (a holding dedup: at least HOLD_MAX × 4/3)",
+        description="dedup/store: unacked messages held per partition (a holding dedup: at least HOLD_MAX × 4/3)",
     )
     # dedup's hold (dedup/hold.py): a key's plain repeats are held back and leave as one command. The storm
     # settings of earlier versions (ALERTDESK_STORM_RATE, ALERTDESK_STORM_WINDOW_MS) are ignored if still set.

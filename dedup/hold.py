@@ -7,7 +7,8 @@ occurrence count. Such alerts are held per key; everything else is *news* and le
 `count` of them (this, not the alert rate, is what keeps rows per alert low on any machine), when the oldest is
 `seconds` old, when the worker holds `capacity` alerts, or when a channel's unacked deliveries reach `span` (the
 prefetch would stop the deliveries). All of them leave once no alert arrived for `quiet` seconds: a storm that
-stopped has nothing left to fold, so its counts need not lag. A delivery is acked only once none of its alerts is held (`holds`).
+stopped has nothing left to fold, so its counts need not lag. A delivery is acked only once none of its alerts is
+held (`holds`).
 
 What was sent is remembered in process only, per channel: after a restart, a takeover or a lost channel the
 first alert of a key passes as news again. Held alerts of a channel that closed are dropped, never published:

@@ -59,11 +59,6 @@ def compare(args: argparse.Namespace) -> int:
     if unknown or not wanted:
         print(f"--phases: choose among {', '.join(PHASES)} (got {args.phases!r})", file=sys.stderr)
         return 2
-    try:
-        counts = distributed.stages(getattr(args, "stages", distributed.DEFAULT_STAGES))
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 2
     settings = Settings()
     ports = Ports()
     phases: dict[str, Phase] = {}
@@ -72,7 +67,7 @@ def compare(args: argparse.Namespace) -> int:
             if name not in wanted:
                 continue
             if name == "distributed":
-                phases[name] = _distributed(args, counts, settings, Path(tmp), ports)
+                phases[name] = _distributed(args, settings, Path(tmp), ports)
             else:
                 module = ["alertdesk.bench.baseline"] if name == "bare" else ["alertdesk.cli", "run"]
                 phases[name] = _single(name, module, args, Path(tmp), ports)
@@ -129,10 +124,8 @@ def _single(name: str, module: list[str], args: argparse.Namespace, tmp: Path, p
         _stop([child])
 
 
-def _distributed(
-    args: argparse.Namespace, counts: list[tuple[str, int]], settings: Settings, tmp: Path, ports: Ports
-) -> Phase:
-    """`alertdesk ingest`, `dedup`, `store` (`--stages`) on a fresh broker prefix and schema, as `bench --distributed`."""
+def _distributed(args: argparse.Namespace, settings: Settings, tmp: Path, ports: Ports) -> Phase:
+    """The processes of `--stages` on a fresh broker prefix and database schema, as `bench --distributed` starts them."""
     broker_url = settings.broker_url or distributed.DEFAULT_BROKER
     database_url = args.database_url or distributed.DEFAULT_DATABASE
     prefix = f"bench{uuid.uuid4().hex[:8]}"
@@ -140,7 +133,7 @@ def _distributed(
     runtime.run(lambda: create_schema(database_url, prefix))
     children: dict[str, list[tuple[subprocess.Popen[bytes], int]]] = {}
     try:
-        for stage, count in counts:
+        for stage, count in args.stages:
             children[stage] = [distributed._start(stage, i, count, env, tmp, ports.take()) for i in range(count)]
         for stage_children in children.values():
             for child, port in stage_children:

@@ -50,24 +50,6 @@ from ticketstore.db import create_schema, drop_schema, libpq_url
 
 DEFAULT_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
-STAGES = ("ingest", "dedup", "store")
-DEFAULT_STAGES = (
-    "ingest=1,dedup=1,store=1"  # processes per stage on a 2-core machine (a second ingest costs more than it adds)
-)
-
-
-def stages(text: str = DEFAULT_STAGES) -> list[tuple[str, int]]:
-    """`ingest=2,dedup=1,store=1` → processes per stage, in start order; every stage at least once."""
-    counts: dict[str, int] = {}
-    for item in text.split(","):
-        stage, _, count = item.partition("=")
-        if stage.strip() not in STAGES or not count.strip().isdigit() or int(count) < 1:
-            raise ValueError(f"--stages: {item!r} is not STAGE=N with STAGE one of {', '.join(STAGES)} and N ≥ 1")
-        counts[stage.strip()] = int(count)
-    missing = [stage for stage in STAGES if stage not in counts]
-    if missing:
-        raise ValueError(f"--stages: no count for {', '.join(missing)}")
-    return [(stage, counts[stage]) for stage in STAGES]
 
 
 @dataclass
@@ -107,11 +89,6 @@ def bench_distributed(args: argparse.Namespace) -> int:
     broker_url = settings.broker_url or DEFAULT_BROKER
     if args.baseline:
         return runtime.run(lambda: baseline.broker(broker_url, args.duration, args.connections))
-    try:
-        counts = stages(getattr(args, "stages", DEFAULT_STAGES))
-    except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 2
     database_url = args.database_url or DEFAULT_DATABASE
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="alertdesk-bench-") as tmp:
@@ -120,7 +97,7 @@ def bench_distributed(args: argparse.Namespace) -> int:
         children: dict[str, list[tuple[subprocess.Popen[bytes], int]]] = {}
         ports = Ports()
         try:
-            for stage, count in counts:
+            for stage, count in args.stages:
                 children[stage] = [_start(stage, i, count, env, Path(tmp), ports.take()) for i in range(count)]
             for stage_children in children.values():
                 for child, port in stage_children:
