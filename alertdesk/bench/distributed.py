@@ -259,11 +259,19 @@ def _metric(port: int, name: str) -> float:
 
 
 def _histogram_p99(ports: list[int], name: str) -> float:
-    """Prometheus' histogram_quantile(0.99) over the processes' buckets (linear within a bucket)."""
-    buckets: dict[float, float] = {}
+    """The p99 of histogram `name` over the processes' /metrics (see `histogram_p99`)."""
+    texts = []
     for port in ports:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            text = resp.read().decode()
+            texts.append(resp.read().decode())
+    return histogram_p99(texts, name)
+
+
+def histogram_p99(texts: list[str], name: str) -> float:
+    """Prometheus' histogram_quantile(0.99) over the buckets of `name` summed across `texts` (linear within a
+    bucket, so the figure is only as fine as the buckets around it)."""
+    buckets: dict[float, float] = {}
+    for text in texts:
         for le, count in re.findall(rf'^{re.escape(name)}_bucket{{le="([^"]+)"[^}}]*}} (\S+)$', text, re.M):
             buckets[float(le)] = buckets.get(float(le), 0.0) + float(count)
     bounds = sorted(buckets)
