@@ -7,8 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
+from alertdesk.bench.distributed import histogram_p99
 from tests.test_bench import bench
+from ticketstore.metrics import StoreMetrics
 
 pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -16,6 +19,7 @@ PROCESSES = {
     "bare": {"load generator", "server"},
     "embedded": {"load generator", "server", "writer"},
     "distributed": {"load generator", "ingest", "dedup", "store", "rabbitmq", "postgres"},
+    "half rate": {"load generator", "ingest", "dedup", "store", "rabbitmq", "postgres"},
 }
 
 
@@ -50,6 +54,19 @@ def test_compare_prints_each_phase_with_cpu_per_process_and_the_ratios_of_its_ra
         rates["distributed"] / rates["embedded"], abs=0.01 + 2 / rates["embedded"]
     )
     assert float(ratios.group(2)) == pytest.approx(rates["embedded"] / rates["bare"], abs=0.01 + 2 / rates["bare"])
+    # the half-rate phase is paced at half the distributed phase's printed rate, and its latencies face the targets
+    paced = re.search(r"^half rate .*\(202s ([\d,]+)/s\)$", done.stdout, re.MULTILINE)
+    assert paced, done.stdout
+    assert 0 < float(paced.group(1).replace(",", "")) <= rates["distributed"] / 2 * 1.1 + 10
+    half = re.search(
+        r"^half rate +([\d,]+) alerts/s: 202 p99 ([\d.]+) ms \(target ≤ 25\)   alert→ticket p99 (\d+) ms "
+        r"\(target ≤ 100\)$",
+        done.stdout,
+        re.MULTILINE,
+    )
+    assert half, done.stdout
+    assert float(half.group(1).replace(",", "")) == rates["half rate"]
+    assert float(half.group(2)) > 0 and int(half.group(3)) > 0
 
 
 def test_phases_runs_only_the_phases_asked_for_and_the_ratio_they_allow(tmp_path: Path) -> None:
@@ -66,7 +83,31 @@ def test_an_unknown_phase_is_refused_before_anything_runs(tmp_path: Path) -> Non
     done = bench("--compare", "--phases", "bare,embeded", cwd=tmp_path)
 
     assert done.returncode == 2
-    assert "--phases: choose among bare, embedded, distributed" in done.stderr
+    assert "--phases: choose among bare, embedded, distributed, half" in done.stderr
+
+
+def test_half_without_distributed_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    done = bench("--compare", "--phases", "embedded,half", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "--phases: half runs at half the rate of the distributed phase: add distributed" in done.stderr
+    assert "alerts/s" not in done.stdout
+
+
+@pytest.mark.parametrize(("tail", "reads"), [(0.105, (0.100, 0.125)), (0.090, (0.075, 0.100))])
+def test_the_alert_to_ticket_p99_reads_a_tail_near_100_ms_on_the_right_side_of_it(
+    tail: float, reads: tuple[float, float]
+) -> None:
+    """1.5% of the alerts took `tail`, the rest 40 ms: the p99 is `tail`. Read through the buckets as Prometheus and
+    the bench do, it must land on the same side of the 100 ms target (a 0.1-0.25 bucket read 0.105 as 0.15)."""
+    registry = CollectorRegistry()
+    metrics = StoreMetrics(registry)
+    for seconds in [0.040] * 985 + [tail] * 15:
+        metrics.latency.observe(seconds)
+
+    p99 = histogram_p99([generate_latest(registry).decode()], "alertdesk_alert_to_ticket_seconds")
+
+    assert reads[0] < p99 <= reads[1]
 
 
 def test_stages_sets_the_processes_of_each_distributed_stage(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ processes, waits until they answer, reads the CPU time of every process involved
 (`--duration`, `--connections`, `--keys`, `--rate`, the mix of `alertdesk bench`) and reads /proc again. It prints
 the rate (distributed: end to end, first request → last alert applied), the p50/p99 of the 202, the CPU per alert
 of each process (the load generator, this process, included, with its share of a core so one can see it does not
-limit the figure) and the ratios distributed/embedded and embedded/bare. RabbitMQ and PostgreSQL are the
+limit the figure) and the ratios distributed/embedded and embedded/bare. The `half` phase runs the distributed
+stack again, paced at half the rate the distributed phase just reached, and prints its 202 and alert→ticket p99
+against their targets: "half the distributed maximum" measured on the machine as it is at that moment. RabbitMQ and PostgreSQL are the
 machine's shared servers: their CPU includes whatever else runs there. Correctness is what `alertdesk bench` and
 `alertdesk bench --distributed` check; this command only measures.
 """
@@ -47,9 +49,11 @@ class Phase:
     alerts: int
     seconds: float
     note: str = ""
+    ticket_p99: float = float("nan")  # distributed: seconds from an alert's arrival to its ticket change (news)
 
 
-PHASES = ("bare", "embedded", "distributed")
+PHASES = ("bare", "embedded", "distributed", "half")
+HALF_RATE_TARGETS = (0.025, 0.100)  # 202 p99, alert→ticket p99 (seconds) at half the distributed rate
 
 
 def compare(args: argparse.Namespace) -> int:
@@ -58,6 +62,9 @@ def compare(args: argparse.Namespace) -> int:
     unknown = set(wanted) - set(PHASES)
     if unknown or not wanted:
         print(f"--phases: choose among {', '.join(PHASES)} (got {args.phases!r})", file=sys.stderr)
+        return 2
+    if "half" in wanted and "distributed" not in wanted:
+        print("--phases: half runs at half the rate of the distributed phase: add distributed", file=sys.stderr)
         return 2
     settings = Settings()
     ports = Ports()
@@ -68,6 +75,9 @@ def compare(args: argparse.Namespace) -> int:
                 continue
             if name == "distributed":
                 phases[name] = _distributed(args, settings, Path(tmp), ports)
+            elif name == "half":
+                paced = argparse.Namespace(**{**vars(args), "rate": max(phases["distributed"].rate / 2, 1.0)})
+                phases[name] = _distributed(paced, settings, Path(tmp), ports, name="half rate")
             else:
                 module = ["alertdesk.bench.baseline"] if name == "bare" else ["alertdesk.cli", "run"]
                 phases[name] = _single(name, module, args, Path(tmp), ports)
@@ -83,6 +93,12 @@ def compare(args: argparse.Namespace) -> int:
     ]
     if ratios:
         print(f"ratios          {'   '.join(ratios)}")
+    if half := phases.get("half"):
+        most_202, most_ticket = HALF_RATE_TARGETS
+        print(
+            f"half rate       {half.rate:,.0f} alerts/s: 202 p99 {half.p99 * 1e3:.1f} ms (target ≤ {most_202 * 1e3:.0f})"
+            f"   alert→ticket p99 {half.ticket_p99 * 1e3:.0f} ms (target ≤ {most_ticket * 1e3:.0f})"
+        )
     return 0 if all(p.alerts for p in phases.values()) else 1
 
 
@@ -124,7 +140,9 @@ def _single(name: str, module: list[str], args: argparse.Namespace, tmp: Path, p
         _stop([child])
 
 
-def _distributed(args: argparse.Namespace, settings: Settings, tmp: Path, ports: Ports) -> Phase:
+def _distributed(
+    args: argparse.Namespace, settings: Settings, tmp: Path, ports: Ports, *, name: str = "distributed"
+) -> Phase:
     """The processes of `--stages` on a fresh broker prefix and database schema, as `bench --distributed` starts them."""
     broker_url = settings.broker_url or distributed.DEFAULT_BROKER
     database_url = args.database_url or distributed.DEFAULT_DATABASE
@@ -156,7 +174,7 @@ def _distributed(args: argparse.Namespace, settings: Settings, tmp: Path, ports:
         accepted = tally.statuses[202]
         ticket_p99 = distributed._histogram_p99(store_ports, "alertdesk_alert_to_ticket_seconds")
         note = f"   alert→ticket p99 {ticket_p99 * 1e3:.0f} ms   (202s {accepted / seconds:,.0f}/s)"
-        return Phase("distributed", accepted / end_to_end, *_percentiles(tally), cpu, accepted, end_to_end, note)
+        return Phase(name, accepted / end_to_end, *_percentiles(tally), cpu, accepted, end_to_end, note, ticket_p99)
     finally:
         _stop([child for stage_children in children.values() for child, _ in stage_children])
         runtime.run(
