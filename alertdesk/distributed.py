@@ -171,7 +171,11 @@ async def run_stage(stage: str, settings: Settings) -> int:
 async def ingest_process(settings: Settings, registry: CollectorRegistry) -> Process:
     metrics = BrokerMetrics(registry, "ingest")
     publisher = AmqpPublisher(
-        topology(settings), metrics, timeout=settings.publish_timeout, max_pending=settings.max_pending
+        topology(settings),
+        metrics,
+        timeout=settings.publish_timeout,
+        max_pending=settings.max_pending,
+        linger=settings.publish_linger_ms / 1000,
     )
     config = ingest_config(settings)
     warn_open_webhooks(config)

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         0, ge=0, description="dedup/store: this worker's index; it owns partitions p with p % count == index"
     )
     worker_count: int = Field(1, ge=1, description="dedup/store: how many workers of this stage share the partitions")
+    publish_linger_ms: float = Field(
+        5.0,
+        ge=0,
+        description="ingest: least time (ms) between the starts of a partition's publish rounds, so that at "
+        "moderate load a message carries several alerts (0: publish as soon as the last one confirmed)",
+    )
     window_count: int = Field(200, ge=1, description="dedup/store: most messages handled together in one window")
     window_ms: float = Field(20.0, ge=0, description="dedup: longest wait (ms) for a window to fill")
     store_window_ms: float = Field(

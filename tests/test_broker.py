@@ -71,10 +71,12 @@ async def topology(connection: AbstractConnection) -> AsyncIterator[Topology]:
 
 
 @contextlib.asynccontextmanager
-async def publisher_on(url: str, topology: Topology, *, confirm_within: float = 2.0) -> AsyncIterator[AmqpPublisher]:
+async def publisher_on(
+    url: str, topology: Topology, *, confirm_within: float = 2.0, linger: float = 0.0
+) -> AsyncIterator[AmqpPublisher]:
     """An ingest publisher with its broker link running, as `alertdesk ingest` has it."""
     metrics = BrokerMetrics(CollectorRegistry(), "ingest")
-    publisher = AmqpPublisher(topology, metrics, timeout=confirm_within)
+    publisher = AmqpPublisher(topology, metrics, timeout=confirm_within, linger=linger)
     link = asyncio.create_task(Broker(url, name="alertdesk test", metrics=metrics).run(publisher.session))
     try:
         yield publisher

@@ -97,6 +97,30 @@ async def test_concurrent_alerts_share_confirmed_messages_each_alert_in_exactly_
     assert messages < len(alerts) / 4  # grouped: far fewer messages than alerts
 
 
+async def test_with_a_linger_a_trickle_shares_messages_and_an_alert_after_a_pause_goes_at_once(
+    connection: AbstractConnection, topology: Topology
+) -> None:
+    """Moderate load: alerts 5 ms apart, each confirmed in a millisecond or two, would each be a message of their
+    own; rounds at least 50 ms apart make ~10 messages of them. After a pause the first alert does not wait."""
+    first, lone, trickle = alert(8), alert(8), [alert(7) for _ in range(100)]  # one key: one partition
+    async with publisher_on(AMQP_URL, topology, linger=0.05) as publisher:
+        await ready(publisher)
+        await publisher.publish(first)
+        await asyncio.sleep(0.1)  # a pause longer than the linger
+        started = asyncio.get_running_loop().time()
+        await publisher.publish(lone)
+        assert asyncio.get_running_loop().time() - started < 0.04  # sent at once, not a linger later
+
+        async def later(n: int, a: Alert) -> None:
+            await asyncio.sleep(n * 0.005)
+            await publisher.publish(a)
+
+        await asyncio.gather(*(later(n, a) for n, a in enumerate(trickle)))
+    found, messages = await queued(connection, topology)
+    assert found == {a.id: 1 for a in [first, lone, *trickle]}
+    assert messages <= 2 + 0.5 / 0.05 + 3, messages  # the two lone alerts, then one message per linger
+
+
 async def test_an_unconfirmed_message_answers_unavailable_to_every_request_of_it_and_retries_go_through(
     connection: AbstractConnection, topology: Topology
 ) -> None:
