@@ -30,6 +30,7 @@ from ticketstore.api.queries import TicketQueries
 from ticketstore.console.auth import COOKIE, ConsoleConfig
 from ticketstore.console.dashboard import Dashboard
 from ticketstore.console.pages import console
+from ticketstore.console.queue import due
 from ticketstore.db import Engines, create_engines
 from ticketstore.lifecycle import Lifecycle
 from ticketstore.migrate import upgrade
@@ -291,6 +292,63 @@ async def test_the_queue_filters_and_its_csv_holds_the_same_tickets(desk: Consol
     assert "'=cmd|" in csv  # a spreadsheet shows it, never runs it
     only = await (await desk.client.get("/tickets.csv?q=web01")).text()
     assert len(only.strip().splitlines()) == 2
+
+
+async def urgent_pages(desk: Console, first: str) -> tuple[list[int], str | None]:
+    """The tickets of one queue page, in the order shown, and its Next link."""
+    page = await (await desk.client.get(first)).text()
+    following = re.search(r'<a rel="next" href="([^"]+)"', page)
+    return [int(n) for n in re.findall(r'data-ticket="(\d+)"', page)], following and following.group(1).replace(
+        "&amp;", "&"
+    )
+
+
+async def test_most_urgent_pages_skip_no_ticket_when_one_on_an_earlier_page_is_acknowledged(desk: Console) -> None:
+    """An operator works down "most urgent" page by page, acknowledging as they go. Every ticket shows up; the
+    acknowledged one (its deadline is now the later resolve-by) may show again further down; none is skipped."""
+    levels = [Severity.CRITICAL, Severity.MAJOR, Severity.MINOR, Severity.WARNING, Severity.INFO]  # info: no deadline
+    opened: list[int] = []
+    for minute in range(12):  # ten tickets a minute: equal deadlines within a minute, the newest first among them
+        batch = [
+            Alert(
+                id=str(uuid.uuid4()),
+                source=Source.NAGIOS,
+                dedup_key=f"nagios:host{minute:02d}{n}/DISK",
+                kind=Kind.PROBLEM,
+                severity=levels[(minute + n) % len(levels)],
+                host=f"host{minute:02d}{n}",
+                service="DISK",
+                title="DISK",
+                received_at=desk.clock(),
+            )
+            for n in range(10)
+        ]
+        applied = await desk.store.apply_batch([TicketCommand.single(x) for x in batch])
+        opened += [a.ticket_id for a in applied if a.ticket_id is not None]
+        desk.clock.advance(minutes=1)
+    assert len(opened) == 120
+    await desk.sign_in("alice")
+
+    page1, following = await urgent_pages(desk, "/tickets?sort=urgent")
+    everything = (await desk.queries.list(limit=500)).tickets
+    order = sorted(everything, key=lambda x: (x.priority, due(x) is None, due(x) or desk.clock(), -x.id))
+    assert page1 == [x.id for x in order[:50]]  # priority, then the nearest deadline, then the newest
+    moved = page1[-2]  # a P3 answered within 4 h: acknowledged, its deadline is resolve-by, 24 h: now on page 2
+    assert order[48].id == moved and order[48].priority == order[50].priority == "P3"
+    csrf = await desk.csrf(f"/tickets/{moved}")
+    answer = await desk.client.post(f"/tickets/{moved}/acknowledge", data={"csrf": csrf}, allow_redirects=False)
+    assert answer.status == 303
+
+    seen = list(page1)
+    while following:
+        shown, following = await urgent_pages(desk, following)
+        seen += shown
+    assert sorted(set(seen)) == sorted(opened)  # none skipped
+    assert [n for n in seen if seen.count(n) > 1] in ([], [moved, moved])  # only the one that moved, if any
+    assert len(seen) <= len(opened) + 1
+    for wrong in ("17", "P3.x.17", "P3..17", "P3.1.1.1"):
+        refused = await desk.client.get(f"/tickets?sort=urgent&cursor={wrong}")
+        assert 400 <= refused.status < 500 and "cursor" in await refused.text()
 
 
 async def test_the_change_cursor_moves_when_a_ticket_opens_or_changes(desk: Console) -> None:

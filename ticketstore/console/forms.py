@@ -14,7 +14,7 @@ from normalizers.schema import Severity, Source
 from ticketstore import actions
 from ticketstore.actions import Action
 from ticketstore.api.queries import TicketFilters
-from ticketstore.console.queue import SORTS, Sort
+from ticketstore.console.queue import SORTS, Cursor, Sort, parse_cursor
 from ticketstore.ticket import STATUSES
 from ticketstore.view import TicketView
 
@@ -47,7 +47,7 @@ class Invalid(Exception):
         self.field = field
 
 
-def queue_parameters(request: web.Request) -> tuple[TicketFilters, Sort, int | None]:
+def queue_parameters(request: web.Request) -> tuple[TicketFilters, Sort, Cursor | None]:
     q = request.query
 
     def words(name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -67,8 +67,10 @@ def queue_parameters(request: web.Request) -> tuple[TicketFilters, Sort, int | N
     if sort not in SORTS:
         raise Invalid("sort", f"use one of {', '.join(SORTS)}")
     raw_cursor = q.get("cursor", "").strip()
-    if raw_cursor and (not raw_cursor.isdigit() or len(raw_cursor) > 18):
-        raise Invalid("cursor", "not a cursor: follow the page's Next link")
+    try:
+        cursor = parse_cursor(sort, raw_cursor) if raw_cursor else None
+    except ValueError:
+        raise Invalid("cursor", "not a cursor: follow the page's Next link") from None
     filters = TicketFilters(
         status=words("status", STATUSES),
         severity=words("severity", tuple(s.value for s in Severity)),
@@ -77,7 +79,7 @@ def queue_parameters(request: web.Request) -> tuple[TicketFilters, Sort, int | N
         assignee=text("assignee"),
         q=text("q"),
     )
-    return filters, sort, int(raw_cursor) if raw_cursor else None
+    return filters, sort, cursor
 
 
 def action(name: str, by: str, form: Any) -> Action:

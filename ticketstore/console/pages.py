@@ -29,7 +29,7 @@ from ticketstore.console.dashboard import PERIODS, Dashboard
 from ticketstore.console.forms import CSV_COLUMNS, Invalid, action, csv_row, queue_parameters
 from ticketstore.console.links import http_link, remote_records
 from ticketstore.console.maintenance import FORM_FIELDS, WindowPage
-from ticketstore.console.queue import SORTS, Queue, due
+from ticketstore.console.queue import SORTS, Cursor, Queue, due
 from ticketstore.db import Engines
 from ticketstore.maintenance import WindowNotFound
 from ticketstore.store import TicketStore
@@ -189,7 +189,7 @@ class _Pages:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(CSV_COLUMNS)
-        cursor: int | None = None
+        cursor: Cursor | None = None
         while True:
             page = await self._queue.page(filters, "newest", cursor, limit=500)
             for ticket in page.tickets:
