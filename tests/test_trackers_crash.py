@@ -63,10 +63,12 @@ async def test_kill_9_between_create_and_record_leaves_one_record_resolved_from_
                 async def recorded() -> bool:
                     async with session.get(f"{second.url}/api/tickets/1") as resp:
                         found.update(await resp.json())
-                    # the key is recorded first, its history entry when the outbox row completes: wait for both
-                    return bool(found["external_refs"]) and any(h["kind"] == "tracker" for h in found["history"])
+                    return bool(found["external_refs"])
 
                 await until_async(recorded, within=40)
+                # the key and the line that says where it came from are written together: never one without the other
+                tracker_lines = [h["detail"] for h in found["history"] if h["kind"] == "tracker"]
+                assert tracker_lines == [f"{said.title} {said.key} found (made by an earlier attempt)"]
                 inbound = f"{second.url}/api/trackers/{said.name}/events"
                 assert await post(inbound, resolved_remotely(fake)) == (200, {"applied": True, "ticket": "INC-000001"})
                 async with session.get(f"{second.url}/api/tickets/1") as resp:

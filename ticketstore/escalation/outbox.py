@@ -41,7 +41,6 @@ class Result:
     pending: Pending
     error: str | None  # None: delivered
     retry_in: timedelta | None = None  # the next attempt's delay when the other side said (Retry-After)
-    done: str | None = None  # what to write in the ticket's history on success, instead of the default
 
 
 async def claim(
@@ -98,9 +97,7 @@ async def complete(
         failed = "tracker_failed" if tracker else "notification_failed"
         if result.error is None:
             values: dict[str, Any] = {"status": "sent", "sent_at": now, "lease_until": None, "last_error": None}
-            if result.done is not None:
-                history.append(_entry(p, now, "tracker", result.done))
-            elif not tracker:
+            if not tracker:  # a tracker call wrote its line with the remote key (trackers/dispatch.py)
                 history.append(
                     _entry(p, now, "notified", what + (f" after {p.attempts} attempts" if p.attempts > 1 else ""))
                 )

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from ticketstore import tables as t
 from ticketstore.db import Engines
@@ -115,7 +115,11 @@ class TrackerDispatcher:
             return outbox.Result(p, f"tracker {name!r} is not in the policy")
         try:
             synced = await mirror.sync(TrackerEvent.from_payload(p.event, p.payload))
-            recorded = await self._engines.transact(lambda conn: _record_ref(conn, p.ticket_id, name, synced.key))
+            made = "created" if synced.created else "found (made by an earlier attempt)"
+            line = f"{mirror.title} {synced.key} {made}"
+            await self._engines.transact(
+                lambda conn: _record_ref(conn, p.ticket_id, name, synced.key, line, self._now(), synced.created)
+            )
         except CallFailed as exc:
             self._metrics.calls.labels(name, "failed").inc()
             logger.warning("%s of ticket %d to tracker %s failed: %s", p.event, p.ticket_id, name, exc)
@@ -125,23 +129,20 @@ class TrackerDispatcher:
             logger.warning("%s of ticket %d to tracker %s: unexpected answer: %r", p.event, p.ticket_id, name, exc)
             return outbox.Result(p, f"unexpected answer from the tracker ({exc.__class__.__name__}: {exc})")
         self._metrics.calls.labels(name, "sent").inc()
-        if synced.created:
-            done: str | None = f"{mirror.title} {synced.key} created"
-        elif recorded:
-            done = f"{mirror.title} {synced.key} found (made by an earlier attempt)"
-        else:
-            done = None
-        return outbox.Result(p, None, done=done)
+        return outbox.Result(p, None)
 
 
-def _record_ref(conn: Connection, ticket_id: int, name: str, key: str) -> bool:
-    """Add the remote key to the ticket's `external_refs` (read and written in one transaction, row locked).
-
-    True when it was not there yet."""
+def _record_ref(conn: Connection, ticket_id: int, name: str, key: str, line: str, now: datetime, created: bool) -> None:
+    """Add the remote key to the ticket's `external_refs` and say so in its history, in one transaction (row
+    locked): a ticket never shows a tracker's key without the line that tells where it came from, even if the
+    process dies right after. A key already recorded writes nothing, unless this call created a new record."""
     c = t.tickets.c
     query = for_update(conn, select(c.external_refs).where(c.id == ticket_id))
     refs: dict[str, Any] = dict(conn.execute(query).scalar_one() or {})
     if refs.get(name) != key:
         conn.execute(update(t.tickets).where(c.id == ticket_id).values(external_refs={**refs, name: key}))
-        return True
-    return False
+    elif not created:
+        return
+    conn.execute(
+        insert(t.history), [{"ticket_id": ticket_id, "at": now, "kind": "tracker", "actor": None, "detail": line}]
+    )
