@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser import add_user, api, chromium, fetch_status, post_nagios, sign_in, status_of
@@ -81,8 +81,22 @@ def press(driver: webdriver.Chrome, label: str) -> None:
     after the click the old page still says readyState "complete"), then the new one loaded."""
     button = driver.find_element(By.XPATH, f"//section[@class='actions']//button[normalize-space()='{label}']")
     button.click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(button))
+    WebDriverWait(driver, 10).until(lambda _: gone(button))
     WebDriverWait(driver, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def gone(element: WebElement) -> bool:
+    """Whether `element`'s page was replaced. Asked while the new page is being attached, chromedriver may answer
+    "Node with given id does not belong to the document" (an unknown error, not a stale element): gone too."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc.msg):
+            return True
+        raise
+    return False
 
 
 def test_a_new_problem_appears_in_the_open_queue_without_a_reload(
