@@ -328,7 +328,9 @@ async def test_ingest_recovers_by_itself_when_the_broker_comes_back(pipeline: Pi
 
 
 @pytest.mark.parametrize(
-    "outage", [10, pytest.param(180, marks=pytest.mark.timeout(420), id="3-minutes")], ids=lambda s: f"{s}s"
+    "outage",
+    [10, pytest.param(180, marks=[pytest.mark.timeout(420), pytest.mark.long_wait], id="3-minutes")],
+    ids=lambda s: f"{s}s",
 )
 async def test_database_outage_backlog_waits_in_rabbitmq_then_drains_once(pipeline: Pipeline, outage: int) -> None:
     database = await TcpProxy(5432).start()
