@@ -153,9 +153,9 @@ def _distributed(
     try:
         for stage, count in args.stages:
             children[stage] = [distributed._start(stage, i, count, env, tmp, ports.take()) for i in range(count)]
-        for stage_children in children.values():
-            for child, port in stage_children:
-                wait_answering(child, port, "/readyz", timeout=60)
+        for stage, stage_children in children.items():
+            for i, (child, port) in enumerate(stage_children):
+                wait_answering(child, port, "/readyz", timeout=60, log=tmp / f"{stage}-{i}.log")
 
         def pids() -> dict[str, list[int]]:
             ours = {

@@ -99,9 +99,9 @@ def bench_distributed(args: argparse.Namespace) -> int:
         try:
             for stage, count in args.stages:
                 children[stage] = [_start(stage, i, count, env, Path(tmp), ports.take()) for i in range(count)]
-            for stage_children in children.values():
-                for child, port in stage_children:
-                    wait_answering(child, port, "/readyz", timeout=60)
+            for stage, stage_children in children.items():
+                for i, (child, port) in enumerate(stage_children):
+                    wait_answering(child, port, "/readyz", timeout=60, log=Path(tmp) / f"{stage}-{i}.log")
             return runtime.run(lambda: _bench(args, children, database_url, prefix))
         finally:
             for stage_children in children.values():

@@ -18,6 +18,7 @@ import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 SOURCES = ("nagios", "zabbix", "solarwinds")
 RECOVERY_SHARE = 0.1
@@ -163,12 +164,17 @@ class Ports:
         raise OSError(f"no free port in {self.FIRST}-{self.LAST}")
 
 
-def wait_answering(child: subprocess.Popen[bytes], port: int, path: str, timeout: float) -> None:
-    """Until the alertdesk process `child` answers 200 on `path` (its health or readiness), or give up."""
+def wait_answering(
+    child: subprocess.Popen[bytes], port: int, path: str, timeout: float, log: Path | None = None
+) -> None:
+    """Until the alertdesk process `child` answers 200 on `path` (its health or readiness), or give up.
+
+    `log`: where the child writes, quoted (its last lines) if it exits: its directory is gone after the run."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.poll() is not None:
-            raise SystemExit(f"alertdesk on port {port} exited with {child.returncode}")
+            said = log.read_text(errors="replace").strip().splitlines()[-10:] if log and log.exists() else []
+            raise SystemExit("\n".join([f"alertdesk on port {port} exited with {child.returncode}", *said]))
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
                 if resp.status == 200:
