@@ -35,6 +35,7 @@ from dedup.rabbitmq.topology import (
     TopologyMismatch,
     declare,
     delete,
+    partition_count,
     queue_counts,
 )
 from dedup.rabbitmq.window import Delivery, Unreadable, Window, decode, until_done
@@ -335,3 +336,26 @@ async def test_an_unset_partition_count_is_the_broker_s_or_two_for_a_new_broker(
     away = unset.model_copy(update={"broker_url": f"amqp://guest:guest@127.0.0.1:{free_port()}/"})
     assert (await with_partitions(away)).partitions == DEFAULT_PARTITIONS
     assert "cannot reach the message broker to read its partition count" in caplog.text
+
+
+async def test_an_unset_partition_count_waits_for_a_declaration_in_progress(connection: AbstractConnection) -> None:
+    """ingest, dedup and store started together on a new broker: one counts while another is half-way through
+    declaring 3 partitions. A count of what is there so far (2) would make it refuse the topology and exit."""
+    topology = Topology(f"t{uuid.uuid4().hex[:10]}", 3)
+    in_order = [(Stream.ALERTS, p) for p in range(3)] + [(Stream.TICKETS, p) for p in range(3)]  # as `declare` does
+    try:
+        async with connection.channel() as channel:
+            for stream, p in in_order[:2]:
+                await channel.declare_queue(
+                    topology.queue(stream, p), durable=True, arguments=topology.queue_arguments()
+                )
+            counting = asyncio.create_task(partition_count(connection, topology.prefix, None))
+            await asyncio.sleep(0.6)
+            assert not counting.done()  # alerts.0 is there, tickets.0 not yet: still being declared
+            for stream, p in in_order[2:]:
+                await channel.declare_queue(
+                    topology.queue(stream, p), durable=True, arguments=topology.queue_arguments()
+                )
+        assert await counting == 3
+    finally:
+        await delete(connection, topology)

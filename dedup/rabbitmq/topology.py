@@ -151,14 +151,27 @@ async def queue_exists(connection: AbstractConnection, name: str) -> bool:
 
 async def partition_count(connection: AbstractConnection, prefix: str, configured: int | None) -> int:
     """The partition count to use: `configured` (ALERTDESK_PARTITIONS), else as many partition queues as the broker
-    holds for `prefix` (so a deployment that relied on an older default keeps its queues), else the default."""
+    holds for `prefix` (so a deployment that relied on an older default keeps its queues), else the default.
+
+    Stages started together on a new broker: one may be declaring the queues while another counts them, and a
+    count taken half-way (one alerts queue of two) made that one refuse the whole topology and exit. `declare`
+    makes every alerts queue before the first tickets queue, so the alerts count is whole once `tickets.0`
+    exists; until then it is given a few seconds to settle.
+    """
     if configured is not None:
         return configured
     probe = Topology(prefix, 1)
     count = 0
-    while await queue_exists(connection, probe.queue(Stream.ALERTS, count)):
-        count += 1
-    return count or DEFAULT_PARTITIONS
+    for _ in range(_SETTLE_ROUNDS):
+        count = 0
+        while await queue_exists(connection, probe.queue(Stream.ALERTS, count)):
+            count += 1
+        if not count:
+            return DEFAULT_PARTITIONS
+        if await queue_exists(connection, probe.queue(Stream.TICKETS, 0)):
+            return count
+        await asyncio.sleep(_SETTLE_SECONDS)  # another process is declaring the topology right now
+    return count  # a declaration that stopped half-way: keep what is there
 
 
 async def _check_partition_count(connection: AbstractConnection, topology: Topology, stream: Stream) -> None:
