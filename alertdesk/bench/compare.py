@@ -7,8 +7,8 @@ the rate (distributed: end to end, first request → last alert applied), the p5
 of each process (the load generator, this process, included, with its share of a core so one can see it does not
 limit the figure) and the ratios distributed/embedded and embedded/bare. The `half` phase runs the distributed
 stack again, paced at half the rate the distributed phase just reached, and prints its 202 and alert→ticket p99
-against their targets: "half the distributed maximum" measured on the machine as it is at that moment. RabbitMQ and PostgreSQL are the
-machine's shared servers: their CPU includes whatever else runs there. Correctness is what `alertdesk bench` and
+against their targets: "half the distributed maximum" measured on the machine as it is at that moment. RabbitMQ
+and PostgreSQL are the machine's shared servers: their CPU includes whatever else runs there. Correctness is what `alertdesk bench` and
 `alertdesk bench --distributed` check; this command only measures.
 """
 
@@ -149,13 +149,9 @@ def _distributed(
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     env = distributed.stack_env(broker_url, database_url, prefix)
     runtime.run(lambda: create_schema(database_url, prefix))
-    children: dict[str, list[tuple[subprocess.Popen[bytes], int]]] = {}
+    children: distributed.Children = {}
     try:
-        for stage, count in args.stages:
-            children[stage] = [distributed._start(stage, i, count, env, tmp, ports.take()) for i in range(count)]
-        for stage, stage_children in children.items():
-            for i, (child, port) in enumerate(stage_children):
-                wait_answering(child, port, "/readyz", timeout=60, log=tmp / f"{stage}-{i}.log")
+        distributed.start_stages(children, args.stages, env, tmp, ports)
 
         def pids() -> dict[str, list[int]]:
             ours = {

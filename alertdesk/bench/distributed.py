@@ -50,6 +50,7 @@ from ticketstore.db import create_schema, drop_schema, libpq_url
 
 DEFAULT_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/"
+Children = dict[str, list[tuple[subprocess.Popen[bytes], int]]]  # stage → its processes and their ports
 
 
 @dataclass
@@ -94,14 +95,10 @@ def bench_distributed(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="alertdesk-bench-") as tmp:
         env = stack_env(broker_url, database_url, prefix)
         runtime.run(lambda: create_schema(database_url, prefix))
-        children: dict[str, list[tuple[subprocess.Popen[bytes], int]]] = {}
+        children: Children = {}
         ports = Ports()
         try:
-            for stage, count in args.stages:
-                children[stage] = [_start(stage, i, count, env, Path(tmp), ports.take()) for i in range(count)]
-            for stage, stage_children in children.items():
-                for i, (child, port) in enumerate(stage_children):
-                    wait_answering(child, port, "/readyz", timeout=60, log=Path(tmp) / f"{stage}-{i}.log")
+            start_stages(children, args.stages, env, Path(tmp), ports)
             return runtime.run(lambda: _bench(args, children, database_url, prefix))
         finally:
             for stage_children in children.values():
@@ -113,9 +110,7 @@ def bench_distributed(args: argparse.Namespace) -> int:
             runtime.run(lambda: _cleanup(broker_url, prefix, settings.partitions or DEFAULT_PARTITIONS, database_url))
 
 
-async def _bench(
-    args: argparse.Namespace, children: dict[str, list[tuple[subprocess.Popen[bytes], int]]], db: str, schema: str
-) -> int:
+async def _bench(args: argparse.Namespace, children: Children, db: str, schema: str) -> int:
     storm = args.alerts > 0
     keys = fleet(args.keys)
     run = Run(storm=storm, budget=args.alerts, deadline=time.perf_counter() + args.duration)
@@ -225,18 +220,27 @@ async def _check(run: Run, database_url: str, schema: str) -> int:
     return 0 if ok else 1
 
 
-def _start(
-    stage: str, index: int, count: int, env: dict[str, str], tmp: Path, port: int
-) -> tuple[subprocess.Popen[bytes], int]:
-    worker = {"ALERTDESK_WORKER_INDEX": str(index), "ALERTDESK_WORKER_COUNT": str(count)}
-    with open(tmp / f"{stage}-{index}.log", "ab") as log:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "alertdesk.cli", stage],
-            env={**env, **worker, "ALERTDESK_PORT": str(port)},
-            stdout=log,
-            stderr=log,
-        )
-    return child, port
+def start_stages(
+    children: Children, stages: list[tuple[str, int]], env: dict[str, str], tmp: Path, ports: Ports
+) -> None:
+    """Start `stages`' processes into `children` (so the caller can stop what started if one fails), each
+    logging to `tmp`, then wait until every one is ready; one that exits has its log's last lines quoted."""
+    for stage, count in stages:
+        children[stage] = []
+        for index in range(count):
+            worker = {"ALERTDESK_WORKER_INDEX": str(index), "ALERTDESK_WORKER_COUNT": str(count)}
+            port = ports.take()
+            with open(tmp / f"{stage}-{index}.log", "ab") as log:
+                child = subprocess.Popen(
+                    [sys.executable, "-m", "alertdesk.cli", stage],
+                    env={**env, **worker, "ALERTDESK_PORT": str(port)},
+                    stdout=log,
+                    stderr=log,
+                )
+            children[stage].append((child, port))
+    for stage, started in children.items():
+        for index, (child, port) in enumerate(started):
+            wait_answering(child, port, "/readyz", timeout=60, log=tmp / f"{stage}-{index}.log")
 
 
 def _wait_applied(store_ports: list[int], accepted: int, stalled_after: float = 30.0) -> None:
