@@ -99,17 +99,23 @@ async def complete(
             values: dict[str, Any] = {"status": "sent", "sent_at": now, "lease_until": None, "last_error": None}
             if not tracker:  # a tracker call wrote its line with the remote key (trackers/dispatch.py)
                 history.append(
-                    _entry(p, now, "notified", what + (f" after {p.attempts} attempts" if p.attempts > 1 else ""))
+                    history_entry(
+                        p, now, "notified", what + (f" after {p.attempts} attempts" if p.attempts > 1 else "")
+                    )
                 )
         elif p.attempts >= max_attempts:
             values = {"status": "failed", "lease_until": None, "last_error": result.error}
-            history.append(_entry(p, now, failed, f"{what}: gave up after {p.attempts} attempts: {result.error}"))
+            history.append(
+                history_entry(p, now, failed, f"{what}: gave up after {p.attempts} attempts: {result.error}")
+            )
         else:
             delay = result.retry_in or min(backoff * 2 ** (p.attempts - 1), timedelta(minutes=15))
             values = {"next_attempt_at": now + delay, "lease_until": None, "last_error": result.error}
             if p.attempts == 1 or tracker:  # a tracker's every failure is in the history (CONTRACT §7)
                 history.append(
-                    _entry(p, now, failed, f"{what}: {result.error}; retrying" + (f" in {delay}" if tracker else ""))
+                    history_entry(
+                        p, now, failed, f"{what}: {result.error}; retrying" + (f" in {delay}" if tracker else "")
+                    )
                 )
         updates.append((p.id, values))
 
@@ -139,5 +145,6 @@ async def pending_count(engines: Engines) -> int:
         return int((await conn.execute(select(func.count()).where(n.status == "pending"))).scalar_one())
 
 
-def _entry(p: Pending, at: datetime, kind: str, detail: str) -> dict[str, Any]:
+def history_entry(p: Pending, at: datetime, kind: str, detail: str) -> dict[str, Any]:
+    """A `ticket_history` row about the ticket of `p`, written by the system (no actor)."""
     return {"ticket_id": p.ticket_id, "at": at, "kind": kind, "actor": None, "detail": detail[:2000]}

@@ -22,7 +22,7 @@ from ticketstore.db import Engines
 from ticketstore.escalation import outbox
 from ticketstore.policy import Policy, PolicyError
 from ticketstore.rows import for_update
-from ticketstore.trackers.base import AUTH_BACKOFF, CallFailed, Mirror, Remote, TrackerEvent
+from ticketstore.trackers.base import AUTH_BACKOFF, CallFailed, Mirror, Remote, Synced, TrackerEvent
 from ticketstore.trackers.jira import Jira
 from ticketstore.trackers.servicenow import ServiceNow
 from ticketstore.trackers.zendesk import Zendesk
@@ -116,10 +116,8 @@ class TrackerDispatcher:
         try:
             synced = await mirror.sync(TrackerEvent.from_payload(p.event, p.payload))
             made = "created" if synced.created else "found (made by an earlier attempt)"
-            line = f"{mirror.title} {synced.key} {made}"
-            await self._engines.transact(
-                lambda conn: _record_ref(conn, p.ticket_id, name, synced.key, line, self._now(), synced.created)
-            )
+            line = outbox.history_entry(p, self._now(), "tracker", f"{mirror.title} {synced.key} {made}")
+            await self._engines.transact(lambda conn: _record_ref(conn, p.ticket_id, name, synced, line))
         except CallFailed as exc:
             self._metrics.calls.labels(name, "failed").inc()
             logger.warning("%s of ticket %d to tracker %s failed: %s", p.event, p.ticket_id, name, exc)
@@ -132,17 +130,15 @@ class TrackerDispatcher:
         return outbox.Result(p, None)
 
 
-def _record_ref(conn: Connection, ticket_id: int, name: str, key: str, line: str, now: datetime, created: bool) -> None:
-    """Add the remote key to the ticket's `external_refs` and say so in its history, in one transaction (row
-    locked): a ticket never shows a tracker's key without the line that tells where it came from, even if the
-    process dies right after. A key already recorded writes nothing, unless this call created a new record."""
+def _record_ref(conn: Connection, ticket_id: int, name: str, synced: Synced, line: dict[str, Any]) -> None:
+    """Add the remote key to the ticket's `external_refs` and its history `line`, in one transaction (row locked):
+    a ticket never shows a tracker's key without the line that tells where it came from, even if the process dies
+    right after. A key already recorded writes nothing, unless this call created a new record."""
     c = t.tickets.c
     query = for_update(conn, select(c.external_refs).where(c.id == ticket_id))
     refs: dict[str, Any] = dict(conn.execute(query).scalar_one() or {})
-    if refs.get(name) != key:
-        conn.execute(update(t.tickets).where(c.id == ticket_id).values(external_refs={**refs, name: key}))
-    elif not created:
+    if refs.get(name) != synced.key:
+        conn.execute(update(t.tickets).where(c.id == ticket_id).values(external_refs={**refs, name: synced.key}))
+    elif not synced.created:
         return
-    conn.execute(
-        insert(t.history), [{"ticket_id": ticket_id, "at": now, "kind": "tracker", "actor": None, "detail": line}]
-    )
+    conn.execute(insert(t.history), [line])
