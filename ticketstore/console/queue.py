@@ -99,14 +99,17 @@ class Queue:
         self._engines = engines
 
     async def page(self, filters: TicketFilters, sort: Sort, cursor: Cursor | None, limit: int = PAGE) -> QueuePage:
-        c, due_at = t.tickets.c, _due_column()
-        query = select(t.tickets, due_at.label("due_at")).where(*conditions(filters, self._engines.dialect))
+        c = t.tickets.c
+        query = select(t.tickets).where(*conditions(filters, self._engines.dialect))
         if sort == "newest":
             query = query.order_by(c.id.desc())
             if isinstance(cursor, int):
                 query = query.where(c.id < cursor)
         else:
-            query = query.order_by(c.priority, due_at.asc().nulls_last(), c.id.desc())
+            due_at = _due_column()  # also read back: the next page's cursor carries the last one's
+            query = query.add_columns(due_at.label("due_at")).order_by(
+                c.priority, due_at.asc().nulls_last(), c.id.desc()
+            )
             if isinstance(cursor, After):
                 query = query.where(_after(cursor, due_at))
         with outage_is_unavailable():
